@@ -1,0 +1,79 @@
+"""isolator: run memory-hungry work in short-lived child processes with a cap that holds.
+
+Every public name is listed in ``__all__`` and documented in docs/api.md. Names are
+loaded on first use (PEP 562): the zygote that forks every task child imports this
+package too, and each module it does not load keeps the child's fork cheaper.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_HOME = {
+    "ConfigurationError": "._errors",
+    "IsolatedFunction": "._decorator",
+    "IsolatorError": "._errors",
+    "Limits": "._options",
+    "MemoryLimitExceeded": "._errors",
+    "PoolClosed": "._errors",
+    "RemoteTraceback": "._errors",
+    "SerializationError": "._errors",
+    "TaskTimeout": "._errors",
+    "WorkerError": "._errors",
+    "WorkerLost": "._errors",
+    "WorkerStartupError": "._errors",
+    "format_size": "._units",
+    "isolated": "._decorator",
+    "parse_size": "._units",
+}
+
+__all__ = [
+    "ConfigurationError",
+    "IsolatedFunction",
+    "IsolatorError",
+    "Limits",
+    "MemoryLimitExceeded",
+    "PoolClosed",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskTimeout",
+    "WorkerError",
+    "WorkerLost",
+    "WorkerStartupError",
+    "format_size",
+    "isolated",
+    "parse_size",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'isolator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from ._decorator import IsolatedFunction, isolated
+    from ._errors import (
+        ConfigurationError,
+        IsolatorError,
+        MemoryLimitExceeded,
+        PoolClosed,
+        RemoteTraceback,
+        SerializationError,
+        TaskTimeout,
+        WorkerError,
+        WorkerLost,
+        WorkerStartupError,
+    )
+    from ._options import Limits
+    from ._units import format_size, parse_size

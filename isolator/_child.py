@@ -1,0 +1,151 @@
+"""Runs only in a task child, straight after the zygote forked it.
+
+The child makes itself safe before it touches user code: its own process group (so the
+whole tree can be killed at once), a parent-death signal (so it cannot outlive the
+zygote), its cgroup and rlimit, the caller's stdout and stderr. Then it says HELLO, runs
+the one call it was made for, sends the outcome and leaves through ``os._exit``: no atexit
+handlers or finalizers inherited from the zygote run in it.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import sys
+from types import FrameType
+from typing import Any, NamedTuple, NoReturn
+
+from . import _platform, _protocol, _serialize
+from ._errors import MemoryLimitExceeded, SerializationError
+from ._procfs import self_rss
+
+BREACH_SIGNAL = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
+
+
+class ChildSpec(NamedTuple):
+    """Everything a child needs to know before it reads its task."""
+
+    limit: int | None
+    rlimit_data: int | None
+    cgroup_procs: str | None
+    cwd: str
+
+
+_armed = False
+_limit = 0
+
+
+def _on_breach(signum: int, frame: FrameType | None) -> None:
+    # Sent by the supervisor's sampler when the tree crosses the soft limit: the
+    # exception surfaces at the line that was running, so the child can still report.
+    global _armed
+    if _armed:
+        _armed = False
+        peak = self_rss()
+        raise MemoryLimitExceeded(
+            f"memory use passed the soft limit below the {_limit}-byte cap",
+            limit=_limit,
+            peak=peak,
+            kind="soft",
+            pid=os.getpid(),
+        )
+
+
+def main(spec: ChildSpec, fds: list[int], inherited: list[int], zygote_pid: int) -> NoReturn:
+    """Entry point after fork; never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        _platform.set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != zygote_pid:  # the zygote died before PDEATHSIG was armed
+            os._exit(1)
+        sock = socket.socket(fileno=fds[0])
+        # HELLO goes first: the supervisor starts watching us and sends the task while
+        # we finish setting up, so the round trip costs no time. No user code runs
+        # before both are done.
+        _protocol.send_frame(sock, _protocol.HELLO, os.getpid().to_bytes(8, "big"))
+        _prepare(spec, fds[1:], inherited)
+        code = _serve(sock)
+    except BaseException:  # noqa: BLE001 - whatever happens, leave through os._exit
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        _flush_stdio()
+        os._exit(code)
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream must not block the exit
+            pass
+
+
+def _prepare(spec: ChildSpec, stdio: list[int], inherited: list[int]) -> None:
+    signal.set_wakeup_fd(-1)
+    for fd in inherited:
+        os.close(fd)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    out_fd, err_fd = stdio
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.close(out_fd)
+    os.close(err_fd)
+    if spec.cgroup_procs is not None:
+        from ._limits.cgroup import attach_self
+
+        attach_self(spec.cgroup_procs)
+    if spec.rlimit_data is not None:
+        resource.setrlimit(resource.RLIMIT_DATA, (spec.rlimit_data, resource.RLIM_INFINITY))
+    if spec.cwd != os.getcwd():
+        os.chdir(spec.cwd)
+    global _limit
+    _limit = spec.limit or 0
+    signal.signal(BREACH_SIGNAL, _on_breach)
+
+
+def _serve(sock: socket.socket) -> int:
+    _, body = _protocol.recv_frame(sock)
+    try:
+        fn, args, kwargs = _serialize.loads(body, what="function and its arguments")
+        fn = getattr(fn, "__wrapped__", fn) if hasattr(fn, "__isolated_options__") else fn
+        result = _call(fn, args, kwargs)
+        payload = _serialize.dumps(result, what="result", in_child=True)
+    except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller
+        tag, payload = _protocol.RAISED, _pack_exception(exc)
+    else:
+        tag = _protocol.RESULT
+    # The caller may print as soon as it has the outcome: our output must be out first.
+    _flush_stdio()
+    _protocol.send_frame(sock, tag, payload)
+    return 0
+
+
+def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    global _armed
+    _armed = True
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _armed = False
+
+
+def _pack_exception(exc: BaseException) -> bytes:
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        exc_bytes = _serialize.dumps(exc, what="exception", in_child=True)
+    except SerializationError as failure:
+        substitute = SerializationError(
+            f"the task raised {type(exc).__qualname__}: {exc}; it could not be sent back "
+            f"({failure})"
+        )
+        exc_bytes = _serialize.dumps(substitute, what="exception")
+    return _serialize.dumps((exc_bytes, text), what="exception")

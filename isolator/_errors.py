@@ -1,0 +1,145 @@
+"""The whole exception tree of isolator.
+
+::
+
+    IsolatorError
+    ├── ConfigurationError(ValueError)            bad max_mem, soft >= hard, unknown option
+    ├── WorkerError                               no result, because of the worker
+    │   ├── WorkerLost                            the child died mid-task: .pid .exitcode .signal
+    │   │   └── MemoryLimitExceeded(MemoryError)  .limit .peak .kind .report
+    │   ├── TaskTimeout(TimeoutError)             the child ran too long and WAS killed
+    │   └── WorkerStartupError                    the child never became ready
+    ├── SerializationError                        an argument, result or exception would not pickle
+    └── PoolClosed(RuntimeError)                  work submitted after close/shutdown
+
+Each class subclasses the builtin with the same meaning, so ``except MemoryError`` and
+``except TimeoutError`` keep working around isolated code. Every exception carries its
+facts as attributes and survives pickling with them (the default ``BaseException``
+pickling would keep only ``args``).
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from typing import Any
+
+_HEAPTYPE = 1 << 9
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    # Only the C-level __new__ that the class really inherits (its first static base)
+    # may be called: with two builtin bases, cls.__new__ resolves to the other one.
+    static: Any = cls
+    while static.__flags__ & _HEAPTYPE:
+        static = static.__base__
+    exc = static.__new__(cls)
+    BaseException.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
+
+
+class IsolatorError(Exception):
+    """Base class of every error isolator raises itself."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class ConfigurationError(IsolatorError, ValueError):
+    """An option is malformed or contradictory; raised where the option is given."""
+
+
+class SerializationError(IsolatorError):
+    """An argument, a result or an exception could not be pickled or unpickled."""
+
+
+class PoolClosed(IsolatorError, RuntimeError):
+    """Work was submitted to an executor or pool that no longer accepts it."""
+
+
+class WorkerError(IsolatorError):
+    """The task produced no result because of its worker, not because of its code."""
+
+
+class WorkerStartupError(WorkerError):
+    """The child process did not start or did not answer the handshake in time."""
+
+
+def signal_name(signum: int | None) -> str | None:
+    """``9 -> 'SIGKILL'``; None stays None."""
+    if signum is None:
+        return None
+    try:
+        return _signal.Signals(signum).name
+    except ValueError:
+        return f"SIG{signum}"
+
+
+class WorkerLost(WorkerError):
+    """The child ended without a result: killed by a signal, crashed, or exited early.
+
+    ``exitcode`` is the child's exit status when it exited, ``signal`` the name of the
+    signal that ended it (``"SIGKILL"``), ``pid`` the child's process id.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pid: int | None = None,
+        exitcode: int | None = None,
+        signal: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+        self.signal = signal
+
+
+class MemoryLimitExceeded(WorkerLost, MemoryError):
+    """The task's process tree went past its memory cap.
+
+    ``limit`` is the cap in bytes, ``peak`` the highest usage observed (bytes), and
+    ``kind`` the layer that caught it: ``"soft"`` (the child was interrupted inside and
+    could still report), ``"hard"`` (the supervisor killed the process tree),
+    ``"kernel-oom"`` (the kernel's cgroup limit killed it), ``"rlimit"`` (an allocation
+    was refused by RLIMIT_DATA). ``report`` is the post-mortem report, or None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int,
+        peak: int,
+        kind: str,
+        report: object | None = None,
+        pid: int | None = None,
+        exitcode: int | None = None,
+        signal: str | None = None,
+    ) -> None:
+        super().__init__(message, pid=pid, exitcode=exitcode, signal=signal)
+        self.limit = limit
+        self.peak = peak
+        self.kind = kind
+        self.report = report
+
+
+class TaskTimeout(WorkerError, TimeoutError):
+    """The task ran longer than ``timeout`` seconds; its process tree was killed."""
+
+    def __init__(self, message: str, *, timeout: float, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+        self.pid = pid
+
+
+class RemoteTraceback(Exception):
+    """The child's formatted traceback, attached as ``__cause__`` of re-raised errors."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'

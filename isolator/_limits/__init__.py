@@ -1,0 +1,1 @@
+"""One enforcement mechanism per module."""

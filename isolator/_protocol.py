@@ -1,0 +1,80 @@
+"""The wire between the supervisor and a child: length-prefixed frames on a socket.
+
+Each frame is a 9-byte header (one tag byte, an 8-byte big-endian length) and a body.
+Bodies are pickles made by ``_serialize``; a RESULT or TASK body is the user's pickle
+itself, so a 1 GiB result is never pickled twice. Only this module and ``_serialize`` are
+imported on both sides; the child's stdout and stderr never touch this socket.
+
+    child                          supervisor
+      │ ── HELLO(pid) ─────────────▶ │   handshake: the child is set up and alive
+      │ ◀──────────── TASK(fn,args) ─│   sent once the sampler watches the child
+      │ ── RESULT(pickle) ─────────▶ │   or
+      │ ── RAISED(exc, traceback) ─▶ │
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+
+HELLO = 1
+TASK = 2
+RESULT = 3
+RAISED = 4
+
+_HEADER = struct.Struct("!BQ")
+_CHUNK = 1 << 20
+
+
+def header(tag: int, size: int) -> bytes:
+    """The 9 bytes that precede a body of ``size`` bytes."""
+    return _HEADER.pack(tag, size)
+
+
+def send_frame(sock: socket.socket, tag: int, body: bytes = b"") -> None:
+    """Send one whole frame; blocks until the kernel has taken it."""
+    sock.sendall(_HEADER.pack(tag, len(body)))
+    if body:
+        sock.sendall(body)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        count = sock.recv_into(view[got:], min(size - got, _CHUNK))
+        if count == 0:
+            raise EOFError("the peer closed the connection mid-frame")
+        got += count
+    return bytes(buffer)
+
+
+def recv_frame(sock: socket.socket) -> tuple[int, bytes]:
+    """Block until one whole frame has arrived; EOFError when the peer has gone."""
+    tag, size = _HEADER.unpack(_recv_exactly(sock, _HEADER.size))
+    return tag, _recv_exactly(sock, size) if size else b""
+
+
+class FrameReader:
+    """Reassembles frames from whatever pieces a non-blocking reader got."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[tuple[int, bytes]]:
+        self._buffer += data
+        while len(self._buffer) >= _HEADER.size:
+            tag, size = _HEADER.unpack_from(self._buffer)
+            end = _HEADER.size + size
+            if len(self._buffer) < end:
+                return
+            body = bytes(self._buffer[_HEADER.size : end])
+            del self._buffer[:end]
+            yield tag, body
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame still waiting for the rest."""
+        return len(self._buffer)

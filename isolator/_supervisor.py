@@ -1,0 +1,438 @@
+"""The engine: the supervisor that owns the zygote, its children and their outcomes.
+
+::
+
+    caller thread ──submit()──┐                       zygote (fresh interpreter,
+      │ Future                │ fork request            single-threaded, subreaper)
+      │                       ├──────────── SEQPACKET + SCM_RIGHTS ──────▶ │ fork()
+      │                       │                                             ▼
+      │        supervisor thread (event loop, selectors)                  child
+      │           ├─ zygote socket: exited / failed                        │
+      │           ├─ child sockets: HELLO in, TASK out, RESULT/RAISED in ◀──┘
+      │           ├─ wake pipe: cancel, shutdown
+      │           └─ timers: handshake deadline, timeout, SIGTERM→SIGKILL grace
+      │        sampler thread: RSS of each child's tree; soft signal, hard kill
+      └◀── set_result / set_exception (on RESULT/RAISED, or on the exit report)
+
+The supervisor thread blocks on its sockets and timers; nothing in it polls. It is
+also the thread that starts the zygote, so the zygote's parent-death signal is tied to
+a thread that lives as long as the supervisor. The caller gets its result as soon as the
+child has sent it; the task's bookkeeping ends when the zygote has reaped the child and
+killed what was left of its process group, and the supervisor has killed what was left
+of its tree.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import heapq
+import itertools
+import logging
+import os
+import pickle
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from . import _platform
+from ._child import ChildSpec
+from ._errors import ConfigurationError, PoolClosed, WorkerLost, WorkerStartupError
+from ._options import Limits
+from ._outcome import Ending, resolve
+from ._sampler import Sampler, Watch
+from ._task import Task
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ZYGOTE_CODE = (
+    "import sys; sys.path.insert(0, sys.argv.pop(3)); "
+    "from isolator._zygote import main; main()"
+)
+_RECV = 1 << 20
+_log = logging.getLogger("isolator")
+
+
+class Supervisor:
+    """One per process: started on first use, stopped at exit."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[int, Task] = {}
+        self._ids = itertools.count(1)
+        self._ctrl_lock = threading.Lock()
+        self._sent_path: tuple[str, ...] | None = None
+        self._commands: deque[Callable[[], None]] = deque()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._timers: list[tuple[float, int, int, str]] = []
+        self._ctrl: socket.socket | None = None
+        self._zygote: subprocess.Popen[bytes] | None = None
+        self._ready = threading.Event()
+        self._zygote_up = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._closed = False
+        self._cgroups: Any = None
+        self._cgroups_detected = False
+        self.sampler = Sampler()
+        self._thread = threading.Thread(target=self._run, name="isolator-supervisor", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(60) or self._startup_error is not None:
+            raise WorkerStartupError(f"the zygote did not start: {self._startup_error}")
+
+    # -- caller side -------------------------------------------------------------------
+
+    def submit(self, payload: bytes, limits: Limits, warm: tuple[str, ...]) -> Future[Any]:
+        """Start one child for one call; the Future resolves when the child is gone."""
+        if self._closed:
+            raise PoolClosed("the isolator supervisor has shut down")
+        if not self._zygote_up.wait(limits.startup_timeout):  # it is being replaced
+            raise WorkerStartupError("the isolator zygote did not come back in time")
+        slot = self._cgroup_slot(limits)
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        task = Task(next(self._ids), limits, ours, payload, slot)
+        spec = ChildSpec(
+            limit=limits.max_mem,
+            rlimit_data=limits.max_mem if limits.rlimit_data else None,
+            cgroup_procs=slot.procs_file if slot is not None else None,
+            cwd=os.getcwd(),
+        )
+        self._tasks[task.id] = task
+        self._selector.register(ours, selectors.EVENT_READ, task)
+        stdio, opened = _stdio()
+        try:
+            self._send_ctrl(("fork", task.id, spec, warm), [theirs.fileno(), *stdio])
+        except (OSError, WorkerStartupError) as exc:
+            error = WorkerStartupError(f"fork request failed: {exc}")
+            self.call_soon(functools.partial(self._fail, task, error))
+        finally:
+            theirs.close()
+            for fd in opened:
+                os.close(fd)
+        self.call_soon(functools.partial(self._at_deadline, task))
+        return task.future
+
+    def _at_deadline(self, task: Task) -> None:
+        self._at(time.monotonic() + task.limits.startup_timeout, task, "handshake")
+
+    def cancel(self, future: Future[Any]) -> None:
+        """Kill the child behind ``future`` (SIGTERM, grace, SIGKILL)."""
+        for task in list(self._tasks.values()):
+            if task.future is future:
+                self.call_soon(functools.partial(self._stop, task, "cancelled"))
+
+    def call_soon(self, command: Callable[[], None]) -> None:
+        self._commands.append(command)
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:  # the pipe is full: the loop is awake anyway
+            pass
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Kill every child, stop the zygote and the threads; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        done = threading.Event()
+        self.call_soon(lambda: self._shutdown(done))
+        done.wait(timeout)
+        self.sampler.stop()
+
+    def _path_update(self) -> tuple[str, ...] | None:
+        path = tuple(sys.path)
+        if path == self._sent_path:
+            return None
+        self._sent_path = path
+        return path
+
+    def _cgroup_slot(self, limits: Limits) -> Any:
+        if limits.cgroup is False or limits.max_mem is None:
+            return None
+        if not self._cgroups_detected:
+            from ._limits.cgroup import CgroupManager
+
+            self._cgroups = CgroupManager.detect()
+            self._cgroups_detected = True
+        if self._cgroups is None:
+            if limits.cgroup is True:
+                raise ConfigurationError(
+                    "cgroup=True but no writable memory cgroup was found "
+                    "(see docs/design.md, 'Cap layers'); use cgroup='auto'"
+                )
+            return None
+        slot = self._cgroups.acquire()
+        slot.set_limit(limits.max_mem)
+        return slot
+
+    # -- supervisor thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._start_zygote()
+        except BaseException as exc:  # noqa: BLE001 - reported to the thread that waits
+            self._startup_error = exc
+        finally:
+            self._ready.set()
+        while self._ctrl is not None or not self._closed:
+            for key, events in self._selector.select(self._next_timer()):
+                try:
+                    if isinstance(key.data, Task):
+                        self._on_child(key.data, events)
+                    else:
+                        key.data()
+                except Exception:  # noqa: BLE001 - the loop must outlive any one bug
+                    _log.exception("isolator supervisor: event handler failed")
+            self._run_timers()
+
+    def _start_zygote(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        command = [sys.executable, "-c", _ZYGOTE_CODE, str(theirs.fileno()), str(os.getpid()),
+                   _PACKAGE_PARENT]
+        self._zygote = subprocess.Popen(command, pass_fds=[theirs.fileno()],
+                                        stdin=subprocess.DEVNULL)
+        theirs.close()
+        ours.settimeout(30)
+        message = ours.recv(_RECV)
+        if not message or pickle.loads(message)[0] != "ready":
+            raise WorkerStartupError("the zygote exited during start-up")
+        ours.settimeout(None)
+        with self._ctrl_lock:
+            self._sent_path = None  # a new zygote knows nothing of the caller's sys.path
+            self._ctrl = ours
+        self._selector.register(ours, selectors.EVENT_READ, self._on_ctrl)
+        self._zygote_up.set()
+
+    def _on_wake(self) -> None:
+        try:
+            os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            pass
+        while self._commands:
+            self._commands.popleft()()
+
+    def _on_ctrl(self) -> None:
+        assert self._ctrl is not None
+        data = self._ctrl.recv(_RECV)
+        if not data:
+            self._zygote_lost()
+            return
+        kind, task_id, *rest = pickle.loads(data)
+        task = self._tasks.get(task_id)
+        if task is None:
+            return
+        if kind == "exited":
+            task.pid, task.status = rest
+            self._on_exit(task)
+        elif kind == "failed":
+            self._fail(task, WorkerStartupError(f"the zygote could not fork: {rest[0]}"))
+
+    def _on_hello(self, task: Task, pid: int) -> None:
+        """The child is alive and set up: watch it, then give it its task."""
+        task.pid = pid
+        limits = task.limits
+        task.watch = Watch(pid, limits.max_mem, limits.soft_mem)
+        if task.slot is not None:
+            task.oom_before = task.slot.oom_kills()
+        self.sampler.watch(task.watch)
+        if limits.timeout is not None:
+            self._at(time.monotonic() + limits.timeout, task, "timeout")
+        if task.stop_reason is not None:  # cancelled before it started
+            task.watch.kill()
+        elif not task.write_some():
+            self._selector.modify(task.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, task)
+
+    def _on_child(self, task: Task, events: int) -> None:
+        if task.done:  # finished earlier in this same batch of events
+            return
+        if events & selectors.EVENT_WRITE and task.write_some():
+            self._selector.modify(task.sock, selectors.EVENT_READ, task)
+        if events & selectors.EVENT_READ:
+            alive, pid = task.read_some()
+            if pid is not None:
+                self._on_hello(task, pid)
+            if task.message is not None and not task.resolved:
+                self._resolve(task)
+            if not alive:
+                self._selector.unregister(task.sock)
+                task.registered = False
+
+    def _stop(self, task: Task, reason: str) -> None:
+        """Kill escalation: SIGTERM to the tree now, SIGKILL after the grace period."""
+        if task.done:
+            return
+        task.stop_reason = task.stop_reason or reason
+        if task.kill_scheduled:
+            return
+        task.kill_scheduled = True
+        if task.watch is None:  # no HELLO yet, so no pid here: the zygote has it
+            self._send_ctrl(("kill", task.id))
+            return
+        task.watch.kill(signal.SIGTERM)
+        self._at(time.monotonic() + task.limits.kill_grace, task, "kill")
+
+    def _send_ctrl(self, message: tuple[Any, ...], fds: list[int] | None = None) -> None:
+        with self._ctrl_lock:
+            if self._ctrl is None:
+                raise WorkerStartupError("the zygote is not running")
+            if message[0] == "fork":  # under the lock, so requests and paths stay in order
+                message = (*message, self._path_update())
+            socket.send_fds(self._ctrl, [pickle.dumps(message)], fds or [])
+
+    def _facts(self, task: Task, oom_killed: bool = False) -> Ending:
+        watch = task.watch
+        return Ending(
+            pid=task.pid or 0, status=task.status or 0, hello=watch is not None,
+            message=task.message,
+            stop_reason="hard" if watch and watch.killed else task.stop_reason,
+            limit=task.limits.max_mem, peak=watch.peak if watch else 0,
+            timeout=task.limits.timeout, oom_killed=oom_killed, rlimit=task.limits.rlimit_data,
+        )
+
+    def _resolve(self, task: Task, oom_killed: bool = False) -> None:
+        """Complete the caller's future as soon as the outcome is known."""
+        task.resolved = True
+        ok, value = resolve(self._facts(task, oom_killed))
+        if task.future.set_running_or_notify_cancel():
+            if ok:
+                task.future.set_result(value)
+            else:
+                task.future.set_exception(value)
+
+    def _on_exit(self, task: Task) -> None:
+        """The zygote reaped the child (and killed its group): clean up, resolve if needed."""
+        task.drain()
+        oom_killed = False
+        if task.watch is not None:
+            task.watch.kill()  # what is left of the tree: setsid escapees
+            self.sampler.unwatch(task.watch)
+            task.timeline = task.watch.timeline
+        if task.slot is not None:
+            oom_killed = task.slot.oom_kills() > task.oom_before
+            task.slot.kill_all()
+            task.slot.reset()
+            self._cgroups.release(task.slot)
+            task.slot = None
+        if not task.resolved:
+            self._resolve(task, oom_killed)
+        self._forget(task)
+
+    def _fail(self, task: Task, exc: BaseException) -> None:
+        """The task never got a child: no exit will be reported for it."""
+        if task.slot is not None and self._cgroups is not None:
+            self._cgroups.release(task.slot)
+            task.slot = None
+        if not task.resolved:
+            task.resolved = True
+            if task.future.set_running_or_notify_cancel():
+                task.future.set_exception(exc)
+        self._forget(task)
+
+    def _forget(self, task: Task) -> None:
+        task.done = True
+        if task.registered:
+            self._selector.unregister(task.sock)
+            task.registered = False
+        task.sock.close()
+        self._tasks.pop(task.id, None)
+
+    # -- timers ------------------------------------------------------------------------
+
+    def _at(self, when: float, task: Task, what: str) -> None:
+        heapq.heappush(self._timers, (when, next(self._ids), task.id, what))
+
+    def _next_timer(self) -> float | None:
+        return max(0.0, self._timers[0][0] - time.monotonic()) if self._timers else None
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, task_id, what = heapq.heappop(self._timers)
+            task = self._tasks.get(task_id)
+            if task is None or task.done:
+                continue
+            if what == "kill" and task.watch is not None:
+                task.watch.kill(signal.SIGKILL)
+            elif what == "handshake" and task.watch is None:
+                self._stop(task, "startup")
+            elif what == "timeout":
+                self._stop(task, "timeout")
+
+    # -- endings of the whole -----------------------------------------------------------
+
+    def _zygote_lost(self) -> None:
+        self._zygote_up.clear()
+        if self._ctrl is not None:
+            self._selector.unregister(self._ctrl)
+            self._ctrl.close()
+            self._ctrl = None
+        for task in list(self._tasks.values()):
+            if task.watch is not None:
+                task.watch.kill()
+                self.sampler.unwatch(task.watch)
+            self._fail(task, WorkerLost("the isolator zygote died; the task's child was killed"))
+        if self._zygote is not None:
+            self._zygote.wait()
+        if not self._closed:
+            self._start_zygote()
+
+    def _shutdown(self, done: threading.Event) -> None:
+        for task in list(self._tasks.values()):
+            task.stop_reason = task.stop_reason or "cancelled"
+            if task.watch is not None:
+                task.watch.kill()
+        self._zygote_lost()  # closing the socket makes the zygote kill everything and exit
+        if self._cgroups is not None:
+            self._cgroups.close()
+        done.set()
+
+
+def _stdio() -> tuple[list[int], list[int]]:
+    """The caller's current fds 1 and 2 (/dev/null where one is closed), and what was opened."""
+    fds: list[int] = []
+    opened: list[int] = []
+    for fd in (1, 2):
+        try:
+            os.fstat(fd)
+            fds.append(fd)
+        except OSError:
+            opened.append(os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC))
+            fds.append(opened[-1])
+    return fds, opened
+
+
+_lock = threading.Lock()
+_supervisor: Supervisor | None = None
+
+
+def get_supervisor() -> Supervisor:
+    """The process's supervisor, started on first use."""
+    global _supervisor
+    _platform.require_linux()
+    with _lock:
+        if _supervisor is None or _supervisor._closed:
+            _supervisor = Supervisor()
+        return _supervisor
+
+
+def _forget_after_fork() -> None:
+    # A forked copy of the caller has the supervisor's objects but not its threads.
+    global _supervisor, _lock
+    _supervisor = None
+    _lock = threading.Lock()
+
+
+def _shutdown_at_exit() -> None:
+    if _supervisor is not None:
+        _supervisor.shutdown()
+
+
+atexit.register(_shutdown_at_exit)
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -1,0 +1,88 @@
+"""The supervisor's record of one task and the non-blocking I/O on its socket."""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future
+from typing import Any
+
+from . import _protocol
+from ._options import Limits
+from ._sampler import Watch
+
+_RECV = 1 << 20
+
+
+class Task:
+    """State of one call, owned by the supervisor thread once submitted."""
+
+    def __init__(self, task_id: int, limits: Limits, sock: Any, payload: bytes, slot: Any) -> None:
+        self.id = task_id
+        self.limits = limits
+        self.sock = sock
+        self.slot = slot
+        self.future: Future[Any] = Future()
+        self.reader = _protocol.FrameReader()
+        self.outgoing: deque[memoryview] = deque(
+            [memoryview(_protocol.header(_protocol.TASK, len(payload))), memoryview(payload)]
+        )
+        self.pid: int | None = None
+        self.watch: Watch | None = None
+        self.message: tuple[int, bytes] | None = None
+        self.status: int | None = None
+        self.stop_reason: str | None = None
+        self.kill_scheduled = False
+        self.resolved = False
+        self.done = False
+        self.registered = True
+        self.oom_before = 0
+        self.timeline: list[tuple[float, int]] = []
+
+    def write_some(self) -> bool:
+        """Send what the socket takes now; True once all is sent or the child is gone."""
+        while self.outgoing:
+            view = self.outgoing[0]
+            try:
+                sent = self.sock.send(view[:_RECV])
+            except BlockingIOError:
+                return False
+            except OSError:  # the child died; its exit explains why
+                self.outgoing.clear()
+                return True
+            if sent == len(view):
+                self.outgoing.popleft()
+            else:
+                self.outgoing[0] = view[sent:]
+        return True
+
+    def read_some(self) -> tuple[bool, int | None]:
+        """Read what has arrived: (False at end of file, the pid if HELLO came)."""
+        try:
+            data = self.sock.recv(_RECV)
+        except BlockingIOError:
+            return True, None
+        except OSError:
+            data = b""
+        if not data:
+            return False, None
+        return True, self._feed(data)
+
+    def drain(self) -> None:
+        """After the exit everything the child wrote is in the socket: read it, never wait."""
+        while self.registered and self.message is None:
+            try:
+                data = self.sock.recv(_RECV)
+            except OSError:  # BlockingIOError included: nothing more is coming
+                return
+            if not data:
+                return
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> int | None:
+        pid = None
+        for tag, body in self.reader.feed(data):
+            if tag == _protocol.HELLO:
+                pid = int.from_bytes(body, "big")
+            else:
+                self.message = (tag, body)
+        return pid

@@ -1,0 +1,173 @@
+"""The zygote: a small, clean, single-threaded process that forks every task child.
+
+It is a fresh interpreter started by the supervisor, not a fork of it, so a child forked
+from it costs about a millisecond whatever the caller holds, and no copy-on-write page of
+a big caller counts against the child's cap. It imports modules on request
+(``warm``) so that children start with them loaded.
+
+It is a subreaper: descendants whose parent died come back to it instead of init. It
+dies with the supervisor (PDEATHSIG, and EOF on its control socket as the fallback), and
+on its way out it kills every descendant it has, ``setsid()`` escapees included.
+
+Control messages are pickled tuples on a SOCK_SEQPACKET socket (one message per packet,
+file descriptors passed alongside with SCM_RIGHTS)::
+
+    supervisor -> zygote   ("fork", task_id, ChildSpec, warm, sys_path)  fds: sock, out, err
+                           | ("kill", task_id)   (a child that never said HELLO)
+    zygote -> supervisor   ("ready", pid) | ("exited", task_id, pid, wait_status)
+                           | ("failed", task_id, message)
+
+The child's pid reaches the supervisor in the child's own HELLO, not from here: the
+supervisor starts watching a child before it sends the task, so no user code runs
+unwatched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import select
+import signal
+import socket
+import sys
+from typing import Any
+
+from . import _child, _platform
+
+MAX_MESSAGE = 1 << 20
+
+
+class _Zygote:
+    def __init__(self, ctrl: socket.socket, wake_r: int, wake_w: int) -> None:
+        self.ctrl = ctrl
+        self.wake = (wake_r, wake_w)
+        self.tasks: dict[int, int] = {}  # child pid -> task id
+        self.warmed: set[str] = set()
+
+    def send(self, *message: Any) -> None:
+        self.ctrl.send(pickle.dumps(message))
+
+    def serve(self) -> None:
+        poller = select.poll()
+        poller.register(self.ctrl, select.POLLIN)
+        poller.register(self.wake[0], select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == self.wake[0]:
+                    os.read(fd, 4096)
+                    self.reap()
+                elif not self.handle_request():
+                    return
+
+    def handle_request(self) -> bool:
+        data, fds, _, _ = socket.recv_fds(self.ctrl, MAX_MESSAGE, 3)
+        if not data:
+            return False
+        request = pickle.loads(data)
+        if request[0] == "kill":
+            for pid, task_id in self.tasks.items():
+                if task_id == request[1]:
+                    _killpg(pid)
+            return True
+        _, task_id, spec, warm, sys_path = request
+        try:
+            if sys_path is not None:
+                sys.path[:] = sys_path
+            self.warm_up(warm)
+            me = os.getpid()
+            pid = os.fork()
+            if pid == 0:
+                _child.main(spec, fds, [self.ctrl.fileno(), *self.wake], me)
+            try:
+                os.setpgid(pid, pid)
+            except OSError:  # the child did it first, or is gone already
+                pass
+            self.tasks[pid] = task_id
+        except Exception as exc:  # noqa: BLE001 - a failed fork fails one task, not the zygote
+            self.send("failed", task_id, f"{type(exc).__name__}: {exc}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def warm_up(self, modules: tuple[str, ...]) -> None:
+        for name in modules:
+            if name not in self.warmed:
+                self.warmed.add(name)
+                try:
+                    importlib.import_module(name)
+                except BaseException:  # noqa: BLE001 - the child will meet the error itself
+                    continue
+
+    def reap(self) -> None:
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            pid = info.si_pid
+            if pid in self.tasks:
+                # While the child is an unreaped zombie its pid (= its group id) cannot be
+                # reused, so killing the group here cannot hit a stranger.
+                _killpg(pid)
+            _, status = os.waitpid(pid, 0)
+            task_id = self.tasks.pop(pid, None)
+            if task_id is not None:
+                self.send("exited", task_id, pid, status)
+
+    def kill_everything(self) -> None:
+        for pid in self.tasks:
+            _killpg(pid)
+        for pid in _descendants(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _descendants(pid: int) -> list[int]:
+    from ._procfs import children
+
+    found, stack = [], [pid]
+    while stack:
+        for child in children(stack.pop()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _exit_on_term(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main() -> None:
+    """``python -c 'from isolator._zygote import main; main()' CTRL_FD PARENT_PID``."""
+    ctrl_fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    _platform.set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent:
+        return
+    _platform.set_child_subreaper()
+    _platform.limit_malloc_arenas()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    zygote = _Zygote(socket.socket(fileno=ctrl_fd), wake_r, wake_w)
+    try:
+        zygote.send("ready", os.getpid())
+        zygote.serve()
+    except (SystemExit, OSError):
+        pass
+    finally:
+        zygote.kill_everything()

@@ -1,0 +1,114 @@
+"""Functions the tests run in isolated children (importable, so they go by reference)."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import signal
+import time
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+def echo(value: Any) -> Any:
+    return value
+
+
+def raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+def grow_python_objects(limit_mib: int) -> int:
+    """Grow to 4x the cap in 1 MiB bytearrays (touched, so really resident)."""
+    hold = []
+    for _ in range(4 * limit_mib):
+        hold.append(bytearray(b"\x01") * MiB)
+    return len(hold)
+
+
+def grow_numpy(limit_mib: int) -> float:
+    import numpy as np
+
+    array = np.ones(4 * limit_mib * MiB // 8)  # one allocation, every page written
+    return float(array.sum())
+
+
+def grow_in_c_holding_gil(limit_mib: int) -> None:
+    """malloc + memset from C with the GIL held: no Python code runs until it is over."""
+    libc = ctypes.PyDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    for _ in range(4 * limit_mib // 16):
+        block = libc.malloc(16 * MiB)
+        libc.memset(block, 1, 16 * MiB)
+
+
+def kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def segfault() -> None:
+    ctypes.string_at(0)
+
+
+def abort() -> None:
+    os.abort()
+
+
+def exit_three() -> None:
+    os._exit(3)
+
+
+def sleep_for(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def return_unpicklable() -> Any:
+    return (x for x in range(3))  # generators pickle neither with pickle nor with dill
+
+
+class UnpicklableError(Exception):
+    def __init__(self) -> None:
+        super().__init__("carries a generator")
+        self.payload = (x for x in range(3))
+
+
+def raise_unpicklable() -> None:
+    raise UnpicklableError
+
+
+def setsid_grandchild_grows(limit_mib: int) -> None:
+    """A grandchild leaves the process group (setsid) and grows past the cap."""
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        hold = [bytearray(b"\x01") * MiB for _ in range(4 * limit_mib)]
+        time.sleep(30)
+        os._exit(len(hold) and 0)
+    os.waitpid(pid, 0)
+
+
+def read_file_through_mmap(path: str) -> int:
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        total = 0
+        for offset in range(0, len(view), mmap.PAGESIZE):
+            total += view[offset]
+        return total
+
+
+def use_a_little(mib: int) -> int:
+    data = bytearray(b"\x01") * (mib * MiB)
+    return len(data)
+
+
+def pid_and_sleep(seconds: float) -> None:
+    print(os.getpid(), flush=True)
+    time.sleep(seconds)
+
+
+def print_and_return(text: str) -> str:
+    print(text, flush=True)
+    return text

@@ -1,0 +1,54 @@
+"""Every test leaves no child process, file descriptor or thread behind.
+
+The supervisor, its zygote and its two threads live for the whole session (that is the
+design), so they are started once before the first test and form the baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from isolator._procfs import children
+from isolator._supervisor import get_supervisor
+
+
+def wait_until(predicate: object, deadline: float = 5.0) -> bool:
+    """Poll ``predicate`` until true or the deadline; for state with no event to wait on."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return bool(predicate())  # type: ignore[operator]
+
+
+def _zygote_pid() -> int:
+    supervisor = get_supervisor()
+    assert supervisor._zygote is not None
+    return supervisor._zygote.pid
+
+
+def _fds() -> set[int]:
+    return set(map(int, os.listdir("/proc/self/fd")))
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    get_supervisor()
+    fds_before = _fds()
+    threads_before = {t.ident for t in threading.enumerate()}
+    yield
+    zygote = _zygote_pid()
+    assert wait_until(lambda: not children(zygote)), f"task children left: {children(zygote)}"
+    assert wait_until(lambda: _fds() <= fds_before), f"fds left open: {_fds() - fds_before}"
+    assert wait_until(lambda: {t.ident for t in threading.enumerate()} <= threads_before), (
+        f"threads left: {[t.name for t in threading.enumerate()]}"
+    )

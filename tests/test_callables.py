@@ -1,0 +1,89 @@
+"""Everything a user may decorate: module functions, closures, lambdas, __main__ code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import _workloads as w
+
+from isolator import isolated
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bare_decorator_and_function_form() -> None:
+    @isolated
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double(21) == 42
+    assert isolated(max_mem="64MB")(w.echo)("x") == "x"
+
+
+def test_closure_and_lambda() -> None:
+    factor = 3
+
+    def scale(x: int) -> int:
+        return factor * x
+
+    assert isolated(scale)(5) == 15
+    assert isolated(lambda x: x + 1)(1) == 2
+
+
+def test_decorated_method_receives_its_instance() -> None:
+    class Box:
+        def __init__(self) -> None:
+            self.value = 7
+
+        @isolated
+        def get(self) -> int:
+            return self.value
+
+    assert Box().get() == 7
+
+
+def test_functions_defined_in_main_even_after_the_first_call(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent("""
+        from isolator import isolated
+
+        class Point:
+            def __init__(self, x):
+                self.x = x
+
+        class Oops(Exception):
+            pass
+
+        @isolated(max_mem="64MB")
+        def first(x):
+            return Point(x)
+
+        assert first(1).x == 1
+        assert isinstance(first(2), Point)
+
+        @isolated
+        def defined_later(x):
+            return x * 10
+
+        assert defined_later(4) == 40
+
+        @isolated
+        def raises():
+            raise Oops("from main")
+
+        try:
+            raises()
+        except Oops as exc:
+            assert str(exc) == "from main"
+        else:
+            raise AssertionError("no exception")
+        print("ok")
+    """))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -1,0 +1,102 @@
+"""No process of isolator outlives its caller: exit, Ctrl-C, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+SCRIPT = textwrap.dedent("""
+    import sys, threading
+    import _workloads as w
+    from isolator import isolated
+    run = isolated(max_mem="256MB")(w.pid_and_sleep)
+    {body}
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _start(body: str) -> tuple[subprocess.Popen[str], list[int]]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(body=body)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    pids = [int(proc.stdout.readline())]  # the child prints its pid: it is running
+    return proc, pids
+
+
+def _gone_within(pids: list[int], seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.01)
+    return not any(_alive(p) for p in pids)
+
+
+@pytest.mark.timeout(60)
+def test_children_die_within_a_second_of_the_caller_being_sigkilled() -> None:
+    proc, pids = _start("run(60)")
+    proc.kill()
+    proc.wait(10)
+    assert _gone_within(pids, 1.0)
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_kills_the_child_and_raises_keyboard_interrupt() -> None:
+    proc, pids = _start("run(60)")
+    proc.send_signal(signal.SIGINT)
+    assert _gone_within(pids, 1.0)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+
+
+@pytest.mark.timeout(60)
+def test_normal_exit_with_a_call_running_in_a_thread() -> None:
+    body = ("threading.Thread(target=run, args=(60,), daemon=True).start()\n"
+            "import time; time.sleep(0.5)\n")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(body=body)], env=env,
+                          capture_output=True, text=True, timeout=30, check=False)
+    pids = [int(line) for line in proc.stdout.split()]
+    assert proc.returncode == 0, proc.stderr
+    assert pids and _gone_within(pids, 1.0)
+
+
+@pytest.mark.timeout(60)
+def test_a_killed_zygote_fails_running_calls_and_is_replaced() -> None:
+    import _workloads as w
+
+    from isolator import WorkerLost, isolated
+    from isolator._supervisor import get_supervisor
+
+    supervisor = get_supervisor()
+    assert supervisor._zygote is not None
+    zygote = supervisor._zygote.pid
+    call = isolated(w.sleep_for)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(call, 30)
+        time.sleep(0.3)
+        os.kill(zygote, signal.SIGKILL)
+        with pytest.raises(WorkerLost):
+            future.result(timeout=10)
+    assert isolated(w.echo)(5) == 5
+    assert supervisor._zygote is not None and supervisor._zygote.pid != zygote
