@@ -104,6 +104,8 @@ class MemoryLimitExceeded(WorkerLost, MemoryError):
     could still report), ``"hard"`` (the supervisor killed the process tree),
     ``"kernel-oom"`` (the kernel's cgroup limit killed it), ``"rlimit"`` (an allocation
     was refused by RLIMIT_DATA). ``report`` is the post-mortem report, or None.
+    ``timeline`` is the supervisor's memory samples of the task, as
+    ``(seconds since start, bytes)`` pairs.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class MemoryLimitExceeded(WorkerLost, MemoryError):
         self.peak = peak
         self.kind = kind
         self.report = report
+        self.timeline: list[tuple[float, int]] = []
 
 
 class TaskTimeout(WorkerError, TimeoutError):

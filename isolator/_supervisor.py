@@ -45,7 +45,13 @@ from typing import Any
 
 from . import _platform
 from ._child import ChildSpec
-from ._errors import ConfigurationError, PoolClosed, WorkerLost, WorkerStartupError
+from ._errors import (
+    ConfigurationError,
+    MemoryLimitExceeded,
+    PoolClosed,
+    WorkerLost,
+    WorkerStartupError,
+)
 from ._options import Limits
 from ._outcome import Ending, resolve
 from ._sampler import Sampler, Watch
@@ -300,6 +306,8 @@ class Supervisor:
         """Complete the caller's future as soon as the outcome is known."""
         task.resolved = True
         ok, value = resolve(self._facts(task, oom_killed))
+        if isinstance(value, MemoryLimitExceeded) and task.watch is not None:
+            value.timeline = list(task.watch.timeline)
         if task.future.set_running_or_notify_cancel():
             if ok:
                 task.future.set_result(value)
@@ -313,7 +321,6 @@ class Supervisor:
         if task.watch is not None:
             task.watch.kill()  # what is left of the tree: setsid escapees
             self.sampler.unwatch(task.watch)
-            task.timeline = task.watch.timeline
         if task.slot is not None:
             oom_killed = task.slot.oom_kills() > task.oom_before
             task.slot.kill_all()

@@ -36,7 +36,6 @@ class Task:
         self.done = False
         self.registered = True
         self.oom_before = 0
-        self.timeline: list[tuple[float, int]] = []
 
     def write_some(self) -> bool:
         """Send what the socket takes now; True once all is sent or the child is gone."""

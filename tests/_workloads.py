@@ -112,3 +112,15 @@ def pid_and_sleep(seconds: float) -> None:
 def print_and_return(text: str) -> str:
     print(text, flush=True)
     return text
+
+
+def fill_tmpfs(limit_mib: int) -> None:
+    """Write 4x the cap into an unlinked tmpfs file: charged to the memory cgroup, but in
+    no process's RSS, so only the kernel layer can see it."""
+    fd = os.open("/dev/shm", os.O_TMPFILE | os.O_RDWR, 0o600)
+    try:
+        chunk = b"\x01" * MiB
+        for _ in range(4 * limit_mib):
+            os.write(fd, chunk)
+    finally:
+        os.close(fd)
