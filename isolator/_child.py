@@ -10,6 +10,7 @@ handlers or finalizers inherited from the zygote run in it.
 from __future__ import annotations
 
 import os
+import pickle
 import resource
 import signal
 import socket
@@ -51,6 +52,23 @@ def _on_breach(signum: int, frame: FrameType | None) -> None:
             kind="soft",
             pid=os.getpid(),
         )
+
+
+def spare_main(channel: socket.socket, inherited: list[int], zygote_pid: int) -> NoReturn:
+    """A child forked ahead of time: wait for a task's spec and fds, then run it."""
+    for fd in inherited:
+        os.close(fd)
+    try:
+        _platform.set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != zygote_pid:
+            os._exit(0)
+        data, fds, _, _ = socket.recv_fds(channel, 1 << 16, 3)
+    except BaseException:  # noqa: BLE001 - a spare that cannot wait has nothing to report
+        os._exit(0)
+    if not data:  # dropped by the zygote
+        os._exit(0)
+    channel.close()
+    main(pickle.loads(data), fds, [], zygote_pid)
 
 
 def main(spec: ChildSpec, fds: list[int], inherited: list[int], zygote_pid: int) -> NoReturn:

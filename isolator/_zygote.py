@@ -5,6 +5,10 @@ from it costs about a millisecond whatever the caller holds, and no copy-on-writ
 a big caller counts against the child's cap. It imports modules on request
 (``warm``) so that children start with them loaded.
 
+It keeps one spare child forked ahead of time, waiting for its task's file descriptors,
+so the fork (the largest part of a call's cost) happens while the previous task runs.
+A spare that predates a module import or a sys.path change is dropped, not used.
+
 It is a subreaper: descendants whose parent died come back to it instead of init. It
 dies with the supervisor (PDEATHSIG, and EOF on its control socket as the fallback), and
 on its way out it kills every descendant it has, ``setsid()`` escapees included.
@@ -44,6 +48,7 @@ class _Zygote:
         self.wake = (wake_r, wake_w)
         self.tasks: dict[int, int] = {}  # child pid -> task id
         self.warmed: set[str] = set()
+        self.spare: tuple[int, socket.socket] | None = None
 
     def send(self, *message: Any) -> None:
         self.ctrl.send(pickle.dumps(message))
@@ -74,11 +79,9 @@ class _Zygote:
         try:
             if sys_path is not None:
                 sys.path[:] = sys_path
-            self.warm_up(warm)
-            me = os.getpid()
-            pid = os.fork()
-            if pid == 0:
-                _child.main(spec, fds, [self.ctrl.fileno(), *self.wake], me)
+            if self.warm_up(warm) or sys_path is not None:
+                self.drop_spare()  # it was forked without what this task needs
+            pid = self.hand_to_spare(spec, fds) or self.fork_child(spec, fds)
             try:
                 os.setpgid(pid, pid)
             except OSError:  # the child did it first, or is gone already
@@ -89,16 +92,66 @@ class _Zygote:
         finally:
             for fd in fds:
                 os.close(fd)
+        self.make_spare()  # forks while the task runs, off the next call's path
         return True
 
-    def warm_up(self, modules: tuple[str, ...]) -> None:
-        for name in modules:
-            if name not in self.warmed:
-                self.warmed.add(name)
-                try:
-                    importlib.import_module(name)
-                except BaseException:  # noqa: BLE001 - the child will meet the error itself
-                    continue
+    def fork_child(self, spec: Any, fds: list[int]) -> int:
+        me = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _child.main(spec, fds, self.inherited(), me)
+        return pid
+
+    def inherited(self) -> list[int]:
+        extra = [self.spare[1].fileno()] if self.spare is not None else []
+        return [self.ctrl.fileno(), *self.wake, *extra]
+
+    def make_spare(self) -> None:
+        """Fork the next task's child ahead of time; it waits for its task's fds."""
+        if self.spare is not None:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        me = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return
+        if pid == 0:
+            ours.close()
+            _child.spare_main(theirs, [self.ctrl.fileno(), *self.wake], me)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def hand_to_spare(self, spec: Any, fds: list[int]) -> int | None:
+        if self.spare is None:
+            return None
+        pid, channel = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(channel, [pickle.dumps(spec)], fds)
+        except OSError:  # the spare died: fork a fresh child instead
+            return None
+        finally:
+            channel.close()
+        return pid
+
+    def drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare[1].close()  # EOF: the spare exits by itself; reap() collects it
+            self.spare = None
+
+    def warm_up(self, modules: tuple[str, ...]) -> bool:
+        """Import what children will need; True when anything new was imported."""
+        fresh = [name for name in modules if name not in self.warmed]
+        for name in fresh:
+            self.warmed.add(name)
+            try:
+                importlib.import_module(name)
+            except BaseException:  # noqa: BLE001 - the child will meet the error itself
+                continue
+        return bool(fresh)
 
     def reap(self) -> None:
         while True:
@@ -119,6 +172,7 @@ class _Zygote:
                 self.send("exited", task_id, pid, status)
 
     def kill_everything(self) -> None:
+        self.drop_spare()
         for pid in self.tasks:
             _killpg(pid)
         for pid in _descendants(os.getpid()):
