@@ -65,9 +65,12 @@ class Watch:
                     self.track(child)
 
     def record(self, now: float, total: int) -> None:
+        new_peak = total > self.peak
         self.peak = max(self.peak, total)
         offset = now - self.started
-        if not self.timeline or offset - self.timeline[-1][0] >= self.step:
+        # A new peak is always kept: the last samples before a kill are the ones a
+        # report's reader needs, and they come faster than the timeline's step.
+        if not self.timeline or new_peak or offset - self.timeline[-1][0] >= self.step:
             self.timeline.append((offset, total))
             if len(self.timeline) > TIMELINE_POINTS:
                 del self.timeline[1::2]

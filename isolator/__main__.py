@@ -1,0 +1,83 @@
+"""The ``isolator`` command line: ``python -m isolator <command>``.
+
+Each command is one entry in ``COMMANDS``: a help line, a function that adds its
+options, and a function that runs it and returns the exit status. Adding a command is
+adding an entry.
+
+Exit status: 0 ok, 1 some inputs failed, 2 usage error, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+class Command(NamedTuple):
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-dir", metavar="DIR", default=None,
+        help="where to write the report of the failing job "
+             "(default: $ISOLATOR_REPORT_DIR, else ./isolator-reports)",
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # Imported here so that `isolator --help` does not start anything.
+    from ._demo import run
+    from .reports import default_report_dir
+
+    return run(args.report_dir or default_report_dir())
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        help="process six fake partitions, one of which leaks until its 128 MB cap stops it",
+        add_arguments=_demo_arguments,
+        run=_demo,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isolator",
+        description="Run memory-hungry Python work in child processes with a memory cap.",
+    )
+    parser.add_argument("--version", action="version", version=f"isolator {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return its exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 after --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return COMMANDS[args.command].run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
