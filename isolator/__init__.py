@@ -14,13 +14,16 @@ __version__ = "0.1.0"
 
 _HOME = {
     "ConfigurationError": "._errors",
+    "IsolatedExecutor": "._executor",
     "IsolatedFunction": "._decorator",
+    "IsolatedPool": "._pool",
     "IsolatorError": "._errors",
     "Limits": "._options",
     "MemoryLimitExceeded": "._errors",
     "PoolClosed": "._errors",
     "RemoteTraceback": "._errors",
     "SerializationError": "._errors",
+    "Statistics": "._dispatch",
     "TaskTimeout": "._errors",
     "WorkerError": "._errors",
     "WorkerLost": "._errors",
@@ -32,13 +35,16 @@ _HOME = {
 
 __all__ = [
     "ConfigurationError",
+    "IsolatedExecutor",
     "IsolatedFunction",
+    "IsolatedPool",
     "IsolatorError",
     "Limits",
     "MemoryLimitExceeded",
     "PoolClosed",
     "RemoteTraceback",
     "SerializationError",
+    "Statistics",
     "TaskTimeout",
     "WorkerError",
     "WorkerLost",
@@ -63,6 +69,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._decorator import IsolatedFunction, isolated
+    from ._dispatch import Statistics
     from ._errors import (
         ConfigurationError,
         IsolatorError,
@@ -75,5 +82,7 @@ if TYPE_CHECKING:
         WorkerLost,
         WorkerStartupError,
     )
+    from ._executor import IsolatedExecutor
     from ._options import Limits
+    from ._pool import IsolatedPool
     from ._units import format_size, parse_size

@@ -63,7 +63,7 @@ def _lookup(module: object, qualname: str) -> object:
     return obj
 
 
-def _warm_modules(
+def warm_modules(
     fn: Callable[..., Any], payload: bytes, preload: tuple[str, ...]
 ) -> tuple[str, ...]:
     """Modules the zygote should import once so that children start with them loaded."""
@@ -81,7 +81,7 @@ def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     """Run ``fn(*args, **kwargs)`` in a fresh child and return its result or raise."""
     payload = _serialize.dumps((fn, args, kwargs), what="function and its arguments")
     supervisor = get_supervisor()
-    future = supervisor.submit(payload, limits, _warm_modules(fn, payload, limits.preload))
+    future = supervisor.submit(payload, limits, warm_modules(fn, payload, limits.preload))
     try:
         return future.result()
     except KeyboardInterrupt:

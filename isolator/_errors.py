@@ -10,7 +10,7 @@
     │   ├── TaskTimeout(TimeoutError)             the child ran too long and WAS killed
     │   └── WorkerStartupError                    the child never became ready
     ├── SerializationError                        an argument, result or exception would not pickle
-    └── PoolClosed(RuntimeError)                  work submitted after close/shutdown
+    └── PoolClosed(RuntimeError, ValueError)      work submitted after close/shutdown
 
 Each class subclasses the builtin with the same meaning, so ``except MemoryError`` and
 ``except TimeoutError`` keep working around isolated code. Every exception carries its
@@ -53,8 +53,12 @@ class SerializationError(IsolatorError):
     """An argument, a result or an exception could not be pickled or unpickled."""
 
 
-class PoolClosed(IsolatorError, RuntimeError):
-    """Work was submitted to an executor or pool that no longer accepts it."""
+class PoolClosed(IsolatorError, RuntimeError, ValueError):
+    """Work was submitted to an executor or pool that no longer accepts it.
+
+    A RuntimeError like ``ProcessPoolExecutor``'s and a ValueError like
+    ``multiprocessing.Pool``'s, so code written for either keeps catching it.
+    """
 
 
 class WorkerError(IsolatorError):

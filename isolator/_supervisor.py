@@ -55,7 +55,7 @@ from ._errors import (
 from ._options import Limits
 from ._outcome import Ending, resolve
 from ._sampler import Sampler, Watch
-from ._task import Task
+from ._task import Task, TaskFuture
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ZYGOTE_CODE = (
@@ -95,7 +95,7 @@ class Supervisor:
 
     # -- caller side -------------------------------------------------------------------
 
-    def submit(self, payload: bytes, limits: Limits, warm: tuple[str, ...]) -> Future[Any]:
+    def submit(self, payload: bytes, limits: Limits, warm: tuple[str, ...]) -> TaskFuture:
         """Start one child for one call; the Future resolves when the child is gone."""
         if self._closed:
             raise PoolClosed("the isolator supervisor has shut down")
@@ -306,6 +306,7 @@ class Supervisor:
         """Complete the caller's future as soon as the outcome is known."""
         task.resolved = True
         ok, value = resolve(self._facts(task, oom_killed))
+        task.future.peak = task.watch.peak if task.watch is not None else 0
         if isinstance(value, MemoryLimitExceeded) and task.watch is not None:
             value.timeline = list(task.watch.timeline)
         if task.future.set_running_or_notify_cancel():
@@ -380,15 +381,18 @@ class Supervisor:
             self._selector.unregister(self._ctrl)
             self._ctrl.close()
             self._ctrl = None
-        for task in list(self._tasks.values()):
+        orphans = list(self._tasks.values())
+        for task in orphans:
             if task.watch is not None:
                 task.watch.kill()
                 self.sampler.unwatch(task.watch)
-            self._fail(task, WorkerLost("the isolator zygote died; the task's child was killed"))
         if self._zygote is not None:
             self._zygote.wait()
         if not self._closed:
+            # Before the failures below: their callbacks may submit new work at once.
             self._start_zygote()
+        for task in orphans:
+            self._fail(task, WorkerLost("the isolator zygote died; the task's child was killed"))
 
     def _shutdown(self, done: threading.Event) -> None:
         for task in list(self._tasks.values()):

@@ -13,6 +13,12 @@ from ._sampler import Watch
 _RECV = 1 << 20
 
 
+class TaskFuture(Future[Any]):
+    """The supervisor's future for one call; ``peak`` is the tree's highest memory use."""
+
+    peak: int = 0
+
+
 class Task:
     """State of one call, owned by the supervisor thread once submitted."""
 
@@ -21,7 +27,7 @@ class Task:
         self.limits = limits
         self.sock = sock
         self.slot = slot
-        self.future: Future[Any] = Future()
+        self.future = TaskFuture()
         self.reader = _protocol.FrameReader()
         self.outgoing: deque[memoryview] = deque(
             [memoryview(_protocol.header(_protocol.TASK, len(payload))), memoryview(payload)]

@@ -105,7 +105,7 @@ def use_a_little(mib: int) -> int:
 
 
 def pid_and_sleep(seconds: float) -> None:
-    print(os.getpid(), flush=True)
+    os.write(1, f"{os.getpid()}\n".encode())  # one write: lines of two children never mix
     time.sleep(seconds)
 
 
@@ -124,3 +124,37 @@ def fill_tmpfs(limit_mib: int) -> None:
             os.write(fd, chunk)
     finally:
         os.close(fd)
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"bad input {x}")
+    return x
+
+
+def die_on(x: int, bad: int, how: str) -> int:
+    """Return x, except for ``bad``, which dies the way ``how`` says."""
+    if x == bad:
+        {"sigkill": kill_self, "segfault": segfault, "exit": exit_three,
+         "memory": lambda: grow_python_objects(64), "timeout": lambda: sleep_for(30),
+         "abort": abort}[how]()
+    return x
+
+
+_initialized: list[str] = []
+
+
+def remember(tag: str) -> None:
+    _initialized.append(tag)
+
+
+def initialized() -> list[str]:
+    return list(_initialized)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _processes import gone_within
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -24,14 +25,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _start(body: str) -> tuple[subprocess.Popen[str], list[int]]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(body=body)], env=env,
@@ -41,28 +34,19 @@ def _start(body: str) -> tuple[subprocess.Popen[str], list[int]]:
     return proc, pids
 
 
-def _gone_within(pids: list[int], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if not any(_alive(p) for p in pids):
-            return True
-        time.sleep(0.01)
-    return not any(_alive(p) for p in pids)
-
-
 @pytest.mark.timeout(60)
 def test_children_die_within_a_second_of_the_caller_being_sigkilled() -> None:
     proc, pids = _start("run(60)")
     proc.kill()
     proc.wait(10)
-    assert _gone_within(pids, 1.0)
+    assert gone_within(pids, 1.0)
 
 
 @pytest.mark.timeout(60)
 def test_ctrl_c_kills_the_child_and_raises_keyboard_interrupt() -> None:
     proc, pids = _start("run(60)")
     proc.send_signal(signal.SIGINT)
-    assert _gone_within(pids, 1.0)
+    assert gone_within(pids, 1.0)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
 
@@ -76,7 +60,7 @@ def test_normal_exit_with_a_call_running_in_a_thread() -> None:
                           capture_output=True, text=True, timeout=30, check=False)
     pids = [int(line) for line in proc.stdout.split()]
     assert proc.returncode == 0, proc.stderr
-    assert pids and _gone_within(pids, 1.0)
+    assert pids and gone_within(pids, 1.0)
 
 
 @pytest.mark.timeout(60)

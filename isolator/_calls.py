@@ -1,0 +1,19 @@
+"""Small wrappers that travel to children by reference: they run there, so this module
+imports nothing heavy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def with_initializer(initializer: Callable[..., Any], initargs: tuple[Any, ...],
+                     fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run a pool's ``initializer`` in the fresh child, then the task."""
+    initializer(*initargs)
+    return fn(*args, **kwargs)
+
+
+def run_chunk(fn: Callable[..., Any], chunk: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """One unit of work of a ``map``: ``fn`` over a chunk of argument tuples."""
+    return [fn(*args) for args in chunk]

@@ -1,0 +1,183 @@
+"""The engine behind both pools: FIFO units of work, at most ``workers`` children at once.
+
+Each unit is one supervisor task, that is one fresh child. The dispatcher is event
+driven: a unit starts when one is submitted into a free slot or when a running unit
+finishes (the supervisor's future callback); nothing polls.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _serialize
+from ._decorator import warm_modules
+from ._errors import MemoryLimitExceeded, PoolClosed, SerializationError
+from ._options import Limits
+from ._supervisor import get_supervisor
+from ._task import TaskFuture
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """A snapshot of a pool's counters (see ``IsolatedExecutor.statistics``)."""
+
+    submitted: int
+    running: int
+    pending: int
+    completed: int
+    failed: int
+    failed_by_kind: dict[str, int]
+    cancelled: int
+    peak_rss: int
+    peak_rss_per_task: list[int] = field(repr=False)
+
+
+@dataclass
+class _Unit:
+    future: Future[Any]
+    payload: bytes
+    warm: tuple[str, ...]
+    inner: TaskFuture | None = None
+
+
+def failure_kind(exc: BaseException) -> str:
+    """How a unit failed, for statistics: the memory layer or the exception's type name."""
+    if isinstance(exc, MemoryLimitExceeded):
+        return f"memory:{exc.kind}"
+    return type(exc).__name__
+
+
+class Dispatcher:
+    """Queue and run units of work; thread-safe."""
+
+    def __init__(self, workers: int, limits: Limits,
+                 on_done: Callable[[Future[Any]], None] | None = None) -> None:
+        self.workers = workers
+        self.limits = limits
+        self._on_done = on_done
+        self._pending: deque[_Unit] = deque()
+        self._running: dict[Future[Any], _Unit] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._closed = False
+        self._terminating = False
+        self._counts: Counter[str] = Counter()
+        self._peaks: list[int] = []
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise PoolClosed("cannot submit to a pool that has been shut down or closed")
+            self._counts["submitted"] += 1
+        try:
+            payload = _serialize.dumps((fn, args, kwargs), what="function and its arguments")
+        except SerializationError as exc:
+            future.set_exception(exc)
+            self._finish_counts(future)
+            return future
+        unit = _Unit(future, payload, warm_modules(fn, payload, self.limits.preload))
+        with self._lock:
+            self._pending.append(unit)
+        self._pump()
+        return future
+
+    def _pump(self) -> None:
+        while True:
+            with self._lock:
+                if len(self._running) >= self.workers or not self._pending:
+                    return
+                unit = self._pending.popleft()
+                if not unit.future.set_running_or_notify_cancel():
+                    self._counts["cancelled"] += 1
+                    self._idle.notify_all()
+                    continue
+                self._running[unit.future] = unit
+            supervisor = get_supervisor()
+            try:
+                unit.inner = supervisor.submit(unit.payload, self.limits, unit.warm)
+            except BaseException as exc:  # noqa: BLE001 - the unit fails, the pool goes on
+                self._complete(unit, None, exc)
+                continue
+            if self._terminating:
+                supervisor.cancel(unit.inner)
+            unit.inner.add_done_callback(functools.partial(self._inner_done, unit))
+
+    def _inner_done(self, unit: _Unit, inner: Future[Any]) -> None:
+        exc = inner.exception()
+        with self._lock:
+            self._peaks.append(getattr(inner, "peak", 0))
+        self._complete(unit, None if exc is not None else inner.result(), exc)
+        self._pump()
+
+    def _complete(self, unit: _Unit, value: Any, exc: BaseException | None) -> None:
+        if exc is None:
+            unit.future.set_result(value)
+        else:
+            unit.future.set_exception(exc)
+        with self._lock:
+            self._running.pop(unit.future, None)
+        self._finish_counts(unit.future)
+
+    def _finish_counts(self, future: Future[Any]) -> None:
+        exc = future.exception()
+        with self._lock:
+            if exc is None:
+                self._counts["completed"] += 1
+            else:
+                self._counts["failed"] += 1
+                self._counts["kind:" + failure_kind(exc)] += 1
+            self._idle.notify_all()
+        if self._on_done is not None:
+            self._on_done(future)
+
+    def cancel_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = list(self._pending), deque()
+        for unit in pending:
+            if unit.future.cancel():
+                with self._lock:
+                    self._counts["cancelled"] += 1
+        with self._lock:
+            self._idle.notify_all()
+
+    def kill_running(self) -> None:
+        """Kill every running unit's child (SIGTERM, grace, SIGKILL); they fail WorkerLost."""
+        with self._lock:
+            self._terminating = True
+            running = list(self._running.values())
+        supervisor = get_supervisor()
+        for unit in running:
+            if unit.inner is not None:
+                supervisor.cancel(unit.inner)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is pending or running; False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._pending and not self._running, timeout)
+
+    def statistics(self) -> Statistics:
+        with self._lock:
+            counts = dict(self._counts)
+            return Statistics(
+                submitted=counts.get("submitted", 0),
+                running=len(self._running),
+                pending=len(self._pending),
+                completed=counts.get("completed", 0),
+                failed=counts.get("failed", 0),
+                failed_by_kind={k[5:]: v for k, v in counts.items() if k.startswith("kind:")},
+                cancelled=counts.get("cancelled", 0),
+                peak_rss=max(self._peaks, default=0),
+                peak_rss_per_task=list(self._peaks),
+            )

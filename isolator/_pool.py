@@ -1,0 +1,241 @@
+"""``IsolatedPool``: the ``multiprocessing.Pool`` API, every unit of work in a fresh,
+capped child. A worker death fails only its own task: no hang, no broken pool."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from types import TracebackType
+from typing import Any
+
+from ._calls import run_chunk
+from ._dispatch import Statistics
+from ._errors import WorkerLost
+from ._executor import IsolatedExecutor, chunks, worker_count
+from ._options import CgroupMode
+
+
+class AsyncResult:
+    """What ``apply_async`` and ``map_async`` return, as in ``multiprocessing.pool``."""
+
+    def __init__(self, futures: list[Future[Any]], single: bool,
+                 callback: Callable[[Any], object] | None,
+                 error_callback: Callable[[BaseException], object] | None) -> None:
+        self._futures = futures
+        self._single = single
+        self._callback = callback
+        self._error_callback = error_callback
+        self._done = threading.Event()
+        self._left = len(futures)
+        self._lock = threading.Lock()
+        if not futures:
+            self._finish()
+        for future in futures:
+            future.add_done_callback(self._one_done)
+
+    def _one_done(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._finish()
+
+    def _finish(self) -> None:
+        error = self._error()
+        try:
+            if error is None and self._callback is not None:
+                self._callback(self._value())
+            elif error is not None and self._error_callback is not None:
+                self._error_callback(error)
+        finally:
+            self._done.set()
+
+    def _error(self) -> BaseException | None:
+        for future in self._futures:
+            if future.cancelled():
+                return WorkerLost("the task was cancelled before it started: the pool was "
+                                  "terminated")
+            if future.exception() is not None:
+                return future.exception()
+        return None
+
+    def _value(self) -> Any:
+        if self._single:
+            return self._futures[0].result()
+        return [item for future in self._futures for item in future.result()]
+
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def successful(self) -> bool:
+        if not self.ready():
+            raise ValueError(f"{self!r} not ready")
+        return self._error() is None
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._done.wait(timeout)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The result, or the first failure in input order; TimeoutError if not ready."""
+        if not self._done.wait(timeout):
+            raise TimeoutError
+        error = self._error()
+        if error is not None:
+            raise error
+        return self._value()
+
+
+class IsolatedPool:
+    """Like ``multiprocessing.Pool``, but every task or chunk runs in a fresh, capped child.
+
+    ``processes`` children run at once (default: one per CPU). ``maxtasksperchild`` is
+    honoured as the maximum it is: each unit currently gets a process of its own.
+    ``initializer(*initargs)`` runs in each child before its work.
+    """
+
+    def __init__(
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        maxtasksperchild: int | None = None,
+        *,
+        max_mem: int | str | None = None,
+        timeout: float | None = None,
+        soft_mem: int | str | None = None,
+        rlimit_data: bool = False,
+        cgroup: CgroupMode = False,
+        kill_grace: float = 0.5,
+        preload: tuple[str, ...] | list[str] = (),
+        progress: Callable[[Future[Any]], None] | None = None,
+    ) -> None:
+        self._processes = worker_count(processes, "processes")
+        self._executor = IsolatedExecutor(
+            self._processes, max_mem=max_mem, timeout=timeout,
+            max_tasks_per_child=maxtasksperchild, initializer=initializer,
+            initargs=initargs, soft_mem=soft_mem, rlimit_data=rlimit_data, cgroup=cgroup,
+            kill_grace=kill_grace, preload=preload, progress=progress,
+        )
+        self._closed = False
+
+    def apply(self, func: Callable[..., Any], args: tuple[Any, ...] = (),
+              kwds: dict[str, Any] | None = None) -> Any:
+        return self.apply_async(func, args, kwds).get()
+
+    def apply_async(self, func: Callable[..., Any], args: tuple[Any, ...] = (),
+                    kwds: dict[str, Any] | None = None,
+                    callback: Callable[[Any], object] | None = None,
+                    error_callback: Callable[[BaseException], object] | None = None,
+                    ) -> AsyncResult:
+        future = self._executor.submit(func, *args, **(kwds or {}))
+        return AsyncResult([future], True, callback, error_callback)
+
+    def map(self, func: Callable[..., Any], iterable: Iterable[Any],
+            chunksize: int | None = None) -> list[Any]:
+        return list(self.map_async(func, iterable, chunksize).get())
+
+    def map_async(self, func: Callable[..., Any], iterable: Iterable[Any],
+                  chunksize: int | None = None,
+                  callback: Callable[[Any], object] | None = None,
+                  error_callback: Callable[[BaseException], object] | None = None,
+                  ) -> AsyncResult:
+        return self._map_async(func, [(x,) for x in iterable], chunksize, callback,
+                               error_callback)
+
+    def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
+                chunksize: int | None = None) -> list[Any]:
+        return list(self.starmap_async(func, iterable, chunksize).get())
+
+    def starmap_async(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
+                      chunksize: int | None = None,
+                      callback: Callable[[Any], object] | None = None,
+                      error_callback: Callable[[BaseException], object] | None = None,
+                      ) -> AsyncResult:
+        return self._map_async(func, [tuple(x) for x in iterable], chunksize, callback,
+                               error_callback)
+
+    def _map_async(self, func: Callable[..., Any], argtuples: list[tuple[Any, ...]],
+                   chunksize: int | None, callback: Callable[[Any], object] | None,
+                   error_callback: Callable[[BaseException], object] | None) -> AsyncResult:
+        self._check_running()
+        if chunksize is None:  # as Pool.map: about four chunks per process
+            chunksize, extra = divmod(len(argtuples), self._processes * 4)
+            chunksize += 1 if extra else 0
+        futures = [self._executor.submit(run_chunk, func, chunk)
+                   for chunk in chunks(argtuples, max(chunksize, 1))]
+        return AsyncResult(futures, False, callback, error_callback)
+
+    def imap(self, func: Callable[..., Any], iterable: Iterable[Any],
+             chunksize: int = 1) -> Iterator[Any]:
+        """Lazy, in order: reads ``iterable`` only as children free up."""
+        return self._imap(func, iterable, chunksize, ordered=True)
+
+    def imap_unordered(self, func: Callable[..., Any], iterable: Iterable[Any],
+                       chunksize: int = 1) -> Iterator[Any]:
+        """Lazy, in completion order."""
+        return self._imap(func, iterable, chunksize, ordered=False)
+
+    def _imap(self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int,
+              ordered: bool) -> Iterator[Any]:
+        self._check_running()
+        if chunksize < 1:
+            raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
+        work = chunks(((x,) for x in iterable), chunksize)
+        return _window(self._executor, func, work, 2 * self._processes, ordered)
+
+    def close(self) -> None:
+        """No more work; what was submitted runs to its end."""
+        self._closed = True
+        self._executor.shutdown(wait=False)
+
+    def terminate(self) -> None:
+        """Cancel what has not started and kill every running child now."""
+        self._closed = True
+        self._executor.terminate()
+
+    def join(self) -> None:
+        if not self._closed:
+            raise ValueError("Pool is still running")
+        self._executor.shutdown(wait=True)
+
+    def statistics(self) -> Statistics:
+        """Counters so far: submitted, running, completed, failed by kind, peak RSS."""
+        return self._executor.statistics()
+
+    def _check_running(self) -> None:
+        if self._closed:
+            self._executor.submit(len, ())  # raises PoolClosed, a ValueError like Pool's
+
+    def __enter__(self) -> IsolatedPool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.terminate()  # as multiprocessing.Pool does
+
+
+def _window(executor: IsolatedExecutor, func: Callable[..., Any],
+            work: Iterator[list[tuple[Any, ...]]], size: int, ordered: bool) -> Iterator[Any]:
+    pending: deque[Future[Any]] = deque()
+    submit: Callable[..., Future[Any]] = executor.submit
+    try:
+        for chunk in work:
+            pending.append(submit(run_chunk, func, chunk))
+            while len(pending) >= size:
+                yield from _next_done(pending, ordered)
+        while pending:
+            yield from _next_done(pending, ordered)
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _next_done(pending: deque[Future[Any]], ordered: bool) -> list[Any]:
+    if ordered:
+        return list(pending.popleft().result())
+    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+    future = next(iter(done))
+    pending.remove(future)
+    return list(future.result())

@@ -1,0 +1,204 @@
+"""IsolatedExecutor and IsolatedPool: the stdlib semantics, plus failures that stay local."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import as_completed, wait
+from pathlib import Path
+from typing import Any
+
+import _workloads as w
+import pytest
+from _processes import gone_within
+
+from isolator import (
+    IsolatedExecutor,
+    IsolatedPool,
+    MemoryLimitExceeded,
+    PoolClosed,
+    TaskTimeout,
+    WorkerLost,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- concurrent.futures semantics ------------------------------------------------------
+
+def test_submit_map_and_order() -> None:
+    with IsolatedExecutor(2) as ex:
+        assert ex.submit(w.square, 7).result() == 49
+        assert list(ex.map(w.square, range(10))) == [x * x for x in range(10)]
+        assert list(ex.map(w.add, range(5), range(5), chunksize=2)) == [0, 2, 4, 6, 8]
+
+
+def test_map_raises_at_the_failing_position() -> None:
+    with IsolatedExecutor(2) as ex:
+        results = ex.map(w.fail_on, range(5), itertools.repeat(3))
+        assert [next(results) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="bad input 3"):
+            next(results)
+
+
+def test_map_timeout() -> None:
+    with IsolatedExecutor(1, kill_grace=0.1) as ex:
+        with pytest.raises(TimeoutError):
+            list(ex.map(w.sleep_for, [5], timeout=0.3))
+        ex.terminate()
+
+
+def test_as_completed_and_wait() -> None:
+    with IsolatedExecutor(2) as ex:
+        futures = [ex.submit(w.square, x) for x in range(6)]
+        assert sorted(f.result() for f in as_completed(futures, timeout=30)) == \
+            [x * x for x in range(6)]
+        done, not_done = wait(futures, timeout=30)
+        assert len(done) == 6 and not not_done
+
+
+def test_shutdown_with_and_without_cancel_futures() -> None:
+    ex = IsolatedExecutor(1)
+    running = ex.submit(w.sleep_for, 0.3)
+    queued = [ex.submit(w.square, x) for x in range(3)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert running.result() is None
+    assert all(f.cancelled() for f in queued)
+    with pytest.raises(RuntimeError):
+        ex.submit(w.square, 1)
+
+    ex = IsolatedExecutor(1)
+    queued = [ex.submit(w.square, x) for x in range(3)]
+    ex.shutdown(wait=True)
+    assert [f.result() for f in queued] == [0, 1, 4]
+
+
+def test_initializer_runs_in_each_child() -> None:
+    with IsolatedExecutor(1, initializer=w.remember, initargs=("init",)) as ex:
+        assert ex.submit(w.initialized).result() == ["init"]
+        assert ex.submit(w.initialized).result() == ["init"]  # a fresh process again
+
+
+def test_statistics_and_progress_hook() -> None:
+    seen: list[Any] = []
+    with IsolatedExecutor(2, max_mem="64MiB", progress=seen.append) as ex:
+        futures = [ex.submit(w.die_on, x, 2, "memory") for x in range(4)]
+        wait(futures, timeout=60)
+        stats = ex.statistics()
+    assert len(seen) == 4
+    assert stats.submitted == 4 and stats.completed == 3 and stats.failed == 1
+    assert sum(v for k, v in stats.failed_by_kind.items() if k.startswith("memory:")) == 1
+    assert stats.peak_rss >= 50 * w.MiB and len(stats.peak_rss_per_task) == 4
+
+
+# -- multiprocessing.Pool semantics ------------------------------------------------------
+
+def test_pool_api() -> None:
+    with IsolatedPool(2) as pool:
+        assert pool.apply(w.add, (2, 3)) == 5
+        assert pool.map(w.square, range(20)) == [x * x for x in range(20)]
+        assert pool.starmap(w.add, [(1, 2), (3, 4)]) == [3, 7]
+        assert pool.map_async(w.square, range(3)).get(30) == [0, 1, 4]
+        assert pool.starmap_async(w.add, [(1, 1)]).get(30) == [2]
+        assert list(pool.imap(w.square, range(5))) == [0, 1, 4, 9, 16]
+        assert sorted(pool.imap_unordered(w.square, range(5), chunksize=2)) == [0, 1, 4, 9, 16]
+        assert pool.map(w.square, []) == []
+
+
+def test_pool_callbacks() -> None:
+    got: list[Any] = []
+    errors: list[BaseException] = []
+    with IsolatedPool(2) as pool:
+        ok = pool.apply_async(w.square, (4,), callback=got.append, error_callback=errors.append)
+        bad = pool.apply_async(w.fail_on, (1, 1), callback=got.append,
+                               error_callback=errors.append)
+        many = pool.map_async(w.square, range(4), callback=got.append)
+        for result in (ok, bad, many):
+            result.wait(30)
+        assert ok.successful() and not bad.successful()
+        with pytest.raises(ValueError, match="bad input"):
+            bad.get()
+    assert 16 in got and [0, 1, 4, 9] in got
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+
+
+def test_imap_is_lazy_on_an_endless_iterator() -> None:
+    with IsolatedPool(2) as pool:
+        first = list(itertools.islice(pool.imap(w.square, itertools.count()), 6))
+    assert first == [0, 1, 4, 9, 16, 25]
+
+
+def test_close_join_and_closed_pool() -> None:
+    pool = IsolatedPool(2)
+    result = pool.map_async(w.square, range(4))
+    with pytest.raises(ValueError):
+        pool.join()  # still running
+    pool.close()
+    pool.join()
+    assert result.get(0) == [0, 1, 4, 9]
+    with pytest.raises(ValueError):
+        pool.apply(w.square, (1,))
+    with pytest.raises(PoolClosed):
+        pool.map(w.square, [1])
+
+
+# -- one death among eight fails only its own task, through both APIs ----------------------
+
+DEATHS = [
+    ("sigkill", WorkerLost), ("segfault", WorkerLost), ("abort", WorkerLost),
+    ("exit", WorkerLost), ("memory", MemoryLimitExceeded), ("timeout", TaskTimeout),
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("how", "expected"), DEATHS, ids=[d[0] for d in DEATHS])
+@pytest.mark.parametrize("api", ["executor", "pool"])
+def test_one_death_among_eight(api: str, how: str, expected: type[BaseException]) -> None:
+    options: dict[str, Any] = {"max_mem": "64MiB", "timeout": 2, "kill_grace": 0.1}
+    if api == "executor":
+        with IsolatedExecutor(2, **options) as ex:
+            futures = [ex.submit(w.die_on, x, 3, how) for x in range(8)]
+            outcomes = [f.exception(timeout=60) or f.result() for f in futures]
+            assert ex.submit(w.square, 3).result() == 9  # still usable
+    else:
+        with IsolatedPool(2, **options) as pool:
+            results = [pool.apply_async(w.die_on, (x, 3, how)) for x in range(8)]
+            outcomes = []
+            for r in results:
+                try:
+                    outcomes.append(r.get(60))
+                except BaseException as exc:
+                    outcomes.append(exc)
+            assert pool.apply(w.square, (3,)) == 9
+    assert isinstance(outcomes[3], expected)
+    assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
+
+
+# -- interruption --------------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("api", ["executor", "pool"])
+def test_ctrl_c_during_map_leaves_no_child(api: str) -> None:
+    body = {
+        "executor": "with IsolatedExecutor(2) as ex:\n    list(ex.map(w.pid_and_sleep, [60] * 6))",
+        "pool": "with IsolatedPool(2) as pool:\n    pool.map(w.pid_and_sleep, [60] * 6, 1)",
+    }[api]
+    script = "import _workloads as w\nfrom isolator import IsolatedExecutor, IsolatedPool\n" + body
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        pids = [int(proc.stdout.readline()), int(proc.stdout.readline())]
+    except ValueError:
+        proc.kill()
+        raise
+    proc.send_signal(signal.SIGINT)
+    assert gone_within(pids, 1.0)
+    proc.communicate(timeout=10)
+    assert proc.returncode != 0
+
