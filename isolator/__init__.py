@@ -28,9 +28,12 @@ _HOME = {
     "WorkerError": "._errors",
     "WorkerLost": "._errors",
     "WorkerStartupError": "._errors",
+    "escalate_memory": "._retry",
     "format_size": "._units",
     "isolated": "._decorator",
     "parse_size": "._units",
+    "retry_if_memory_exceeded": "._retry",
+    "retry_if_worker_lost": "._retry",
 }
 
 __all__ = [
@@ -49,9 +52,12 @@ __all__ = [
     "WorkerError",
     "WorkerLost",
     "WorkerStartupError",
+    "escalate_memory",
     "format_size",
     "isolated",
     "parse_size",
+    "retry_if_memory_exceeded",
+    "retry_if_worker_lost",
 ]
 
 
@@ -85,4 +91,5 @@ if TYPE_CHECKING:
     from ._executor import IsolatedExecutor
     from ._options import Limits
     from ._pool import IsolatedPool
+    from ._retry import escalate_memory, retry_if_memory_exceeded, retry_if_worker_lost
     from ._units import format_size, parse_size

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from . import _serialize
 from ._options import CgroupMode, Limits, make_limits
+from ._retry import RetryPolicy, escalate_memory, make_retry_policy, record_attempts
 from ._supervisor import get_supervisor
 
 P = ParamSpec("P")
@@ -23,10 +25,12 @@ class IsolatedFunction(Generic[P, R]):
     are ``options``.
     """
 
-    def __init__(self, fn: Callable[P, R], options: Limits) -> None:
+    def __init__(self, fn: Callable[P, R], options: Limits,
+                 retry: RetryPolicy | None = None) -> None:
         functools.update_wrapper(self, fn)
         self.__wrapped__ = fn
         self.__isolated_options__ = options
+        self.retry = retry
 
     @property
     def options(self) -> Limits:
@@ -34,7 +38,9 @@ class IsolatedFunction(Generic[P, R]):
         return self.__isolated_options__
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return run_isolated(self, args, kwargs, self.__isolated_options__)  # type: ignore[no-any-return]
+        return run_isolated(  # type: ignore[no-any-return]
+            self, args, kwargs, self.__isolated_options__, self.retry
+        )
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         # So that an isolated method receives its instance like a plain function would.
@@ -77,11 +83,32 @@ def warm_modules(
 
 
 def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 limits: Limits) -> Any:
-    """Run ``fn(*args, **kwargs)`` in a fresh child and return its result or raise."""
+                 limits: Limits, retry: RetryPolicy | None = None) -> Any:
+    """Run ``fn(*args, **kwargs)`` in a fresh child and return its result or raise;
+    with a retry policy, again in a fresh child (with a larger cap if it escalates)."""
     payload = _serialize.dumps((fn, args, kwargs), what="function and its arguments")
+    warm = warm_modules(fn, payload, limits.preload)
+    if retry is None:
+        return _run_once(payload, limits, warm)
+    state = retry.new_state()
+    earlier: list[BaseException] = []
+    while True:
+        try:
+            return _run_once(payload, limits, warm)
+        except Exception as exc:
+            decision = retry.after_failure(state, exc, limits)
+            if decision is None:
+                record_attempts(exc, earlier)
+                raise
+            earlier.append(exc)
+            delay, limits = decision
+            if delay > 0:
+                time.sleep(delay)  # the wait the user's tenacity strategy asked for
+
+
+def _run_once(payload: bytes, limits: Limits, warm: tuple[str, ...]) -> Any:
     supervisor = get_supervisor()
-    future = supervisor.submit(payload, limits, warm_modules(fn, payload, limits.preload))
+    future = supervisor.submit(payload, limits, warm)
     try:
         return future.result()
     except KeyboardInterrupt:
@@ -110,6 +137,10 @@ def isolated(
     kill_grace: float = 0.5,
     startup_timeout: float = 30.0,
     preload: Sequence[str] = (),
+    retry: Any = None,
+    stop: Any = None,
+    wait: Any = None,
+    escalate: escalate_memory | None = None,
 ) -> Callable[[Callable[P, R]], IsolatedFunction[P, R]]: ...
 
 
@@ -125,6 +156,10 @@ def isolated(
     kill_grace: float = 0.5,
     startup_timeout: float = 30.0,
     preload: Sequence[str] = (),
+    retry: Any = None,
+    stop: Any = None,
+    wait: Any = None,
+    escalate: escalate_memory | None = None,
 ) -> IsolatedFunction[P, R] | Callable[[Callable[P, R]], IsolatedFunction[P, R]]:
     """Run the decorated function in a fresh child process, under a memory cap.
 
@@ -148,6 +183,14 @@ def isolated(
     adds a kernel memory cgroup where one is writable. ``kill_grace`` is the time between
     SIGTERM and SIGKILL on a timeout or cancel; ``startup_timeout`` bounds the child's
     handshake; ``preload`` names modules the zygote imports once so children start warm.
+
+    ``retry``, ``stop`` and ``wait`` are tenacity strategies (default when retrying:
+    ``stop_after_attempt(3)``, no wait); isolator provides ``retry_if_memory_exceeded()``
+    and ``retry_if_worker_lost()``. ``escalate=escalate_memory(2.0, ceiling="8GB")``
+    gives each attempt after a breach a larger cap (and alone implies retrying
+    breaches). When every attempt fails the last real error is raised, with every
+    attempt's error in its ``attempts`` list.
+
     Bad options raise :class:`ConfigurationError` here, not at the first call.
     """
     options = make_limits(
@@ -156,11 +199,13 @@ def isolated(
         preload=tuple(preload) if not isinstance(preload, str) else preload,  # type: ignore[arg-type]
     )
 
+    policy = make_retry_policy(retry, stop, wait, escalate)
+
     def decorate(func: Callable[P, R]) -> IsolatedFunction[P, R]:
         if not callable(func):
             from ._errors import ConfigurationError
 
             raise ConfigurationError(f"isolated() needs a callable, got {func!r}")
-        return IsolatedFunction(func, options)
+        return IsolatedFunction(func, options, policy)
 
     return decorate if fn is None else decorate(fn)

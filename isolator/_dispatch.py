@@ -7,6 +7,7 @@ finishes (the supervisor's future callback); nothing polls.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections import Counter, deque
@@ -17,10 +18,12 @@ from typing import Any
 
 from . import _serialize
 from ._decorator import warm_modules
-from ._errors import MemoryLimitExceeded, PoolClosed, SerializationError
-from ._options import Limits
+from ._errors import ConfigurationError, MemoryLimitExceeded, PoolClosed, SerializationError
+from ._options import Limits, default_soft_limit
+from ._retry import RetryPolicy, record_attempts
 from ._supervisor import get_supervisor
 from ._task import TaskFuture
+from ._units import format_size
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Statistics:
     failed: int
     failed_by_kind: dict[str, int]
     cancelled: int
+    retried: int
+    peak_admitted: int
     peak_rss: int
     peak_rss_per_task: list[int] = field(repr=False)
 
@@ -43,7 +48,26 @@ class _Unit:
     future: Future[Any]
     payload: bytes
     warm: tuple[str, ...]
+    limits: Limits
     inner: TaskFuture | None = None
+    retry_state: Any = None
+    earlier: list[BaseException] = field(default_factory=list)
+
+    @property
+    def cap(self) -> int:
+        return self.limits.max_mem or 0
+
+
+def default_budget() -> int | None:
+    """Four fifths of the memory the kernel says is available now (None off Linux)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 * 4 // 5
+    except OSError:
+        pass
+    return None
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -57,9 +81,21 @@ class Dispatcher:
     """Queue and run units of work; thread-safe."""
 
     def __init__(self, workers: int, limits: Limits,
-                 on_done: Callable[[Future[Any]], None] | None = None) -> None:
+                 on_done: Callable[[Future[Any]], None] | None = None,
+                 retry: RetryPolicy | None = None, budget: int | None = None) -> None:
         self.workers = workers
         self.limits = limits
+        self.retry = retry
+        self.budget = budget
+        if budget is not None and limits.max_mem is not None and limits.max_mem > budget:
+            raise ConfigurationError(
+                f"max_mem ({format_size(limits.max_mem)}) is larger than the pool's memory "
+                f"budget ({format_size(budget)}): no task could ever start; raise "
+                "memory_budget or lower max_mem"
+            )
+        self._admitted = 0
+        self._delayed = 0  # retries waiting out their tenacity wait
+        self._peak_admitted = 0
         self._on_done = on_done
         self._pending: deque[_Unit] = deque()
         self._running: dict[Future[Any], _Unit] = {}
@@ -83,26 +119,37 @@ class Dispatcher:
             future.set_exception(exc)
             self._finish_counts(future)
             return future
-        unit = _Unit(future, payload, warm_modules(fn, payload, self.limits.preload))
+        unit = _Unit(future, payload, warm_modules(fn, payload, self.limits.preload), self.limits)
+        if self.retry is not None:
+            unit.retry_state = self.retry.new_state()
         with self._lock:
             self._pending.append(unit)
         self._pump()
         return future
+
+    def _admits(self, unit: _Unit) -> bool:
+        # Head of line waits for room: FIFO, so a big task is never starved by small ones.
+        return self.budget is None or self._admitted + unit.cap <= self.budget
 
     def _pump(self) -> None:
         while True:
             with self._lock:
                 if len(self._running) >= self.workers or not self._pending:
                     return
+                if not self._admits(self._pending[0]):
+                    return
                 unit = self._pending.popleft()
-                if not unit.future.set_running_or_notify_cancel():
+                retrying = bool(unit.earlier)
+                if not retrying and not unit.future.set_running_or_notify_cancel():
                     self._counts["cancelled"] += 1
                     self._idle.notify_all()
                     continue
                 self._running[unit.future] = unit
+                self._admitted += unit.cap
+                self._peak_admitted = max(self._peak_admitted, self._admitted)
             supervisor = get_supervisor()
             try:
-                unit.inner = supervisor.submit(unit.payload, self.limits, unit.warm)
+                unit.inner = supervisor.submit(unit.payload, unit.limits, unit.warm)
             except BaseException as exc:  # noqa: BLE001 - the unit fails, the pool goes on
                 self._complete(unit, None, exc)
                 continue
@@ -114,8 +161,45 @@ class Dispatcher:
         exc = inner.exception()
         with self._lock:
             self._peaks.append(getattr(inner, "peak", 0))
+            self._running.pop(unit.future, None)
+            self._admitted -= unit.cap
+        if exc is not None and isinstance(exc, Exception) and self._retry_later(unit, exc):
+            self._pump()
+            return
+        if exc is not None and unit.earlier:
+            record_attempts(exc, unit.earlier)
         self._complete(unit, None if exc is not None else inner.result(), exc)
         self._pump()
+
+    def _retry_later(self, unit: _Unit, exc: Exception) -> bool:
+        if self.retry is None or self._terminating:
+            return False
+        decision = self.retry.after_failure(unit.retry_state, exc, unit.limits)
+        if decision is None:
+            return False
+        delay, limits = decision
+        if self.budget is not None and limits.max_mem is not None:
+            limits = _clamped(limits, self.budget)
+        unit.earlier.append(exc)
+        unit.limits, unit.inner = limits, None
+        with self._lock:
+            self._counts["retried"] += 1
+        if delay > 0:
+            with self._lock:
+                self._delayed += 1
+            timer = threading.Timer(delay, self._requeue, (unit, True, True))
+            timer.daemon = True
+            timer.start()
+        else:
+            self._requeue(unit, pump=False)
+        return True
+
+    def _requeue(self, unit: _Unit, pump: bool = True, delayed: bool = False) -> None:
+        with self._lock:
+            self._pending.appendleft(unit)
+            self._delayed -= delayed
+        if pump:
+            self._pump()
 
     def _complete(self, unit: _Unit, value: Any, exc: BaseException | None) -> None:
         if exc is None:
@@ -123,7 +207,8 @@ class Dispatcher:
         else:
             unit.future.set_exception(exc)
         with self._lock:
-            self._running.pop(unit.future, None)
+            if self._running.pop(unit.future, None) is not None:
+                self._admitted -= unit.cap
         self._finish_counts(unit.future)
 
     def _finish_counts(self, future: Future[Any]) -> None:
@@ -165,7 +250,9 @@ class Dispatcher:
     def join(self, timeout: float | None = None) -> bool:
         """Wait until nothing is pending or running; False on timeout."""
         with self._lock:
-            return self._idle.wait_for(lambda: not self._pending and not self._running, timeout)
+            return self._idle.wait_for(
+                lambda: not self._pending and not self._running and not self._delayed, timeout
+            )
 
     def statistics(self) -> Statistics:
         with self._lock:
@@ -178,6 +265,15 @@ class Dispatcher:
                 failed=counts.get("failed", 0),
                 failed_by_kind={k[5:]: v for k, v in counts.items() if k.startswith("kind:")},
                 cancelled=counts.get("cancelled", 0),
+                retried=counts.get("retried", 0),
+                peak_admitted=self._peak_admitted,
                 peak_rss=max(self._peaks, default=0),
                 peak_rss_per_task=list(self._peaks),
             )
+
+
+def _clamped(limits: Limits, budget: int) -> Limits:
+    """An escalated cap never exceeds the budget: it could never be admitted."""
+    if limits.max_mem is None or limits.max_mem <= budget:
+        return limits
+    return dataclasses.replace(limits, max_mem=budget, soft_mem=default_soft_limit(budget))

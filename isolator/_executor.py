@@ -12,9 +12,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ._calls import run_chunk, with_initializer
-from ._dispatch import Dispatcher, Statistics
+from ._dispatch import Dispatcher, Statistics, default_budget
 from ._errors import ConfigurationError
 from ._options import CgroupMode, make_limits
+from ._retry import escalate_memory, make_retry_policy
+from ._units import parse_size
 
 T = TypeVar("T")
 
@@ -41,8 +43,12 @@ class IsolatedExecutor(Executor):
     isolator's typed exception; every other task runs and the executor stays usable.
     ``max_tasks_per_child`` is honoured as the maximum it is: every task currently gets a
     process of its own. ``initializer(*initargs)`` runs in each child before its task.
-    ``progress`` is called with each future as it completes. See docs/pools.md for every
-    deliberate difference from ``ProcessPoolExecutor``.
+    ``progress`` is called with each future as it completes. ``retry``/``stop``/``wait``
+    are tenacity strategies and ``escalate`` an ``escalate_memory``: a failed unit is
+    retried in a fresh child, with a larger cap after a breach. Tasks whose caps add up
+    to more than ``memory_budget`` (default: four fifths of the memory available when
+    the pool is made) never run at once. See docs/pools.md for every deliberate
+    difference from ``ProcessPoolExecutor``.
     """
 
     def __init__(
@@ -60,6 +66,11 @@ class IsolatedExecutor(Executor):
         kill_grace: float = 0.5,
         preload: tuple[str, ...] | list[str] = (),
         progress: Callable[[Future[Any]], None] | None = None,
+        retry: Any = None,
+        stop: Any = None,
+        wait: Any = None,
+        escalate: escalate_memory | None = None,
+        memory_budget: int | str | None = None,
     ) -> None:
         workers = worker_count(max_workers, "max_workers")
         if max_tasks_per_child is not None:
@@ -71,7 +82,10 @@ class IsolatedExecutor(Executor):
                              preload=preload)
         self._initializer = initializer
         self._initargs = tuple(initargs)
-        self._dispatcher = Dispatcher(workers, limits, progress)
+        budget = default_budget() if memory_budget is None else \
+            parse_size(memory_budget, name="memory_budget")
+        policy = make_retry_policy(retry, stop, wait, escalate)
+        self._dispatcher = Dispatcher(workers, limits, progress, policy, budget)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` in a fresh child; PoolClosed after shutdown."""

@@ -15,6 +15,7 @@ from ._dispatch import Statistics
 from ._errors import WorkerLost
 from ._executor import IsolatedExecutor, chunks, worker_count
 from ._options import CgroupMode
+from ._retry import escalate_memory
 
 
 class AsyncResult:
@@ -92,7 +93,8 @@ class IsolatedPool:
 
     ``processes`` children run at once (default: one per CPU). ``maxtasksperchild`` is
     honoured as the maximum it is: each unit currently gets a process of its own.
-    ``initializer(*initargs)`` runs in each child before its work.
+    ``initializer(*initargs)`` runs in each child before its work. Retries, memory
+    escalation and the memory budget work as in :class:`IsolatedExecutor`.
     """
 
     def __init__(
@@ -110,13 +112,19 @@ class IsolatedPool:
         kill_grace: float = 0.5,
         preload: tuple[str, ...] | list[str] = (),
         progress: Callable[[Future[Any]], None] | None = None,
+        retry: Any = None,
+        stop: Any = None,
+        wait: Any = None,
+        escalate: escalate_memory | None = None,
+        memory_budget: int | str | None = None,
     ) -> None:
         self._processes = worker_count(processes, "processes")
         self._executor = IsolatedExecutor(
             self._processes, max_mem=max_mem, timeout=timeout,
             max_tasks_per_child=maxtasksperchild, initializer=initializer,
             initargs=initargs, soft_mem=soft_mem, rlimit_data=rlimit_data, cgroup=cgroup,
-            kill_grace=kill_grace, preload=preload, progress=progress,
+            kill_grace=kill_grace, preload=preload, progress=progress, retry=retry,
+            stop=stop, wait=wait, escalate=escalate, memory_budget=memory_budget,
         )
         self._closed = False
 

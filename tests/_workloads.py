@@ -158,3 +158,24 @@ def remember(tag: str) -> None:
 
 def initialized() -> list[str]:
     return list(_initialized)
+
+
+def need_mib(mib: int) -> int:
+    """Hold ``mib`` MiB at once, touched."""
+    return len(bytearray(b"\x01") * (mib * MiB)) // MiB
+
+
+def die_once(marker: str) -> str:
+    """SIGKILL itself the first time (leaving a marker), succeed the next."""
+    if not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        kill_self()
+    return "second time lucky"
+
+
+def record_span(path: str, seconds: float) -> None:
+    start = time.monotonic()
+    time.sleep(seconds)
+    with open(path, "a") as fh:
+        fh.write(f"{start} {time.monotonic()}\n")
