@@ -166,4 +166,9 @@ def _pack_exception(exc: BaseException) -> bytes:
             f"({failure})"
         )
         exc_bytes = _serialize.dumps(substitute, what="exception")
-    return _serialize.dumps((exc_bytes, text), what="exception")
+    return _serialize.dumps((exc_bytes, text, _heap_forensics(exc)), what="exception")
+
+
+def _heap_forensics(exc: BaseException) -> dict[str, Any] | None:
+    """Filled in by the forensics collectors for memory errors; None for everything else."""
+    return None

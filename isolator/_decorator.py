@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 import types
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from . import _serialize
-from ._options import CgroupMode, Limits, make_limits
+from ._options import DEFAULT_REPORT_DIR, CgroupMode, ForensicsLevel, Limits, make_limits
 from ._retry import RetryPolicy, escalate_memory, make_retry_policy, record_attempts
 from ._supervisor import get_supervisor
 
@@ -88,13 +89,14 @@ def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     with a retry policy, again in a fresh child (with a larger cap if it escalates)."""
     payload = _serialize.dumps((fn, args, kwargs), what="function and its arguments")
     warm = warm_modules(fn, payload, limits.preload)
+    name = function_name(fn)
     if retry is None:
-        return _run_once(payload, limits, warm)
+        return _run_once(payload, limits, warm, name)
     state = retry.new_state()
     earlier: list[BaseException] = []
     while True:
         try:
-            return _run_once(payload, limits, warm)
+            return _run_once(payload, limits, warm, name)
         except Exception as exc:
             decision = retry.after_failure(state, exc, limits)
             if decision is None:
@@ -106,9 +108,18 @@ def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
                 time.sleep(delay)  # the wait the user's tenacity strategy asked for
 
 
-def _run_once(payload: bytes, limits: Limits, warm: tuple[str, ...]) -> Any:
+def function_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of what runs in the child, for reports."""
+    inner = getattr(fn, "__wrapped__", fn)
+    if isinstance(inner, functools.partial):
+        inner = inner.func
+    module = getattr(inner, "__module__", None) or "?"
+    return f"{module}.{getattr(inner, '__qualname__', type(inner).__name__)}"
+
+
+def _run_once(payload: bytes, limits: Limits, warm: tuple[str, ...], name: str) -> Any:
     supervisor = get_supervisor()
-    future = supervisor.submit(payload, limits, warm)
+    future = supervisor.submit(payload, limits, warm, name)
     try:
         return future.result()
     except KeyboardInterrupt:
@@ -141,6 +152,9 @@ def isolated(
     stop: Any = None,
     wait: Any = None,
     escalate: escalate_memory | None = None,
+    report_dir: str | os.PathLike[str] | None = DEFAULT_REPORT_DIR,
+    on_report: Callable[[Any], object] | None = None,
+    forensics: ForensicsLevel = "default",
 ) -> Callable[[Callable[P, R]], IsolatedFunction[P, R]]: ...
 
 
@@ -160,6 +174,9 @@ def isolated(
     stop: Any = None,
     wait: Any = None,
     escalate: escalate_memory | None = None,
+    report_dir: str | os.PathLike[str] | None = DEFAULT_REPORT_DIR,
+    on_report: Callable[[Any], object] | None = None,
+    forensics: ForensicsLevel = "default",
 ) -> IsolatedFunction[P, R] | Callable[[Callable[P, R]], IsolatedFunction[P, R]]:
     """Run the decorated function in a fresh child process, under a memory cap.
 
@@ -191,12 +208,20 @@ def isolated(
     breaches). When every attempt fails the last real error is raised, with every
     attempt's error in its ``attempts`` list.
 
+    Every memory breach gets a post-mortem report, ``exc.report``: written under
+    ``report_dir`` (default ``$ISOLATOR_REPORT_DIR``, else ``./isolator-reports``; None
+    keeps it in memory only) and handed to ``on_report(report)``. ``forensics`` picks
+    what the child records about its heap on a breach: "default", "deep" (heapy's full
+    partition too), "types" (type names and sizes only, no values from the data) or
+    "off".
+
     Bad options raise :class:`ConfigurationError` here, not at the first call.
     """
     options = make_limits(
         max_mem=max_mem, soft_mem=soft_mem, timeout=timeout, rlimit_data=rlimit_data,
         cgroup=cgroup, kill_grace=kill_grace, startup_timeout=startup_timeout,
         preload=tuple(preload) if not isinstance(preload, str) else preload,  # type: ignore[arg-type]
+        report_dir=report_dir, on_report=on_report, forensics=forensics,
     )
 
     policy = make_retry_policy(retry, stop, wait, escalate)

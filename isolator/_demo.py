@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import time
 from typing import Any, TextIO
 
 from ._decorator import isolated
@@ -46,7 +45,6 @@ def _fake_partition(name: str, size_mib: int) -> bytes:
     return hashlib.shake_128(name.encode()).digest(size_mib * MIB)
 
 
-@isolated(max_mem=CAP)
 def process_partition(name: str, size_mib: int, malformed: bool = False) -> dict[str, Any]:
     """Load one partition and summarise it; a malformed one leaks until the cap stops it."""
     data = _fake_partition(name, size_mib)
@@ -74,35 +72,28 @@ def _first_line(exc: BaseException) -> str:
 
 def run(report_dir: str, out: TextIO = sys.stdout) -> int:
     """Run the batch; 0 when exactly the malformed partition failed at its cap, else 1."""
-    cap = process_partition.options.max_mem or 0
+    process = isolated(max_mem=CAP, report_dir=report_dir)(process_partition)
+    cap = process.options.max_mem or 0
     print(f"isolator demo: {len(PARTITIONS)} partitions, each in its own child process "
           f"capped at {format_size(cap)}", file=out)
     ok: list[str] = []
     failed: dict[str, BaseException] = {}
     report: Report | None = None
     for name, size_mib, malformed in PARTITIONS:
-        started_at, clock = time.time(), time.perf_counter()
         try:
-            result = process_partition(name, size_mib, malformed)
+            result = process(name, size_mib, malformed)
         except MemoryLimitExceeded as exc:
             failed[name] = exc
             print(f"  {name}  FAILED  MemoryLimitExceeded kind={exc.kind}: peak "
                   f"{format_size(exc.peak)} vs cap {format_size(exc.limit)}", file=out)
-            if isinstance(exc.report, Report):
-                report = exc.report
-            else:
-                report = Report.from_exception(
-                    exc, function=f"{__name__}.process_partition",
-                    started_at=started_at, wall_time=time.perf_counter() - clock,
-                    soft_limit=process_partition.options.soft_mem,
-                )
+            report = exc.report if isinstance(exc.report, Report) else None
         except Exception as exc:  # noqa: BLE001 - a batch reports every failure and goes on
             failed[name] = exc
             print(f"  {name}  FAILED  {_first_line(exc)}", file=out)
         else:
             ok.append(name)
             print(f"  {name}  ok      {_describe(result)}", file=out)
-    html = _write(report, report_dir, out)
+    html = _show(report, out)
     planned = [name for name, _, malformed in PARTITIONS if malformed]
     as_planned = (list(failed) == planned and html is not None
                   and all(isinstance(failed[name], MemoryLimitExceeded) for name in planned))
@@ -117,17 +108,15 @@ def run(report_dir: str, out: TextIO = sys.stdout) -> int:
     return 0 if as_planned else 1
 
 
-def _write(report: Report | None, report_dir: str, out: TextIO) -> str | None:
-    """Save the report, print where and what it says; the path of report.html or None."""
+def _show(report: Report | None, out: TextIO) -> str | None:
+    """Print where the supervisor wrote the report and what it says; report.html or None."""
     if report is None:
         return None
-    try:
-        path = report.write(report_dir)
-    except OSError as exc:
-        print(f"\ncould not write the report under {report_dir}: {exc}\n", file=out)
+    if report.path is None:
+        print(f"\nthe report could not be written: {report.missing.get('files')}\n", file=out)
         print(report, file=out)
         return None
-    html = f"{path}/report.html"
+    html = f"{report.path}/report.html"
     print(f"\nreport written: {html}\n", file=out)
     print(report, file=out)
     return html

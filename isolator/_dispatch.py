@@ -49,6 +49,7 @@ class _Unit:
     payload: bytes
     warm: tuple[str, ...]
     limits: Limits
+    name: str
     inner: TaskFuture | None = None
     retry_state: Any = None
     earlier: list[BaseException] = field(default_factory=list)
@@ -107,7 +108,7 @@ class Dispatcher:
         self._peaks: list[int] = []
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> Future[Any]:
+               kwargs: dict[str, Any], name: str) -> Future[Any]:
         future: Future[Any] = Future()
         with self._lock:
             if self._closed:
@@ -119,7 +120,8 @@ class Dispatcher:
             future.set_exception(exc)
             self._finish_counts(future)
             return future
-        unit = _Unit(future, payload, warm_modules(fn, payload, self.limits.preload), self.limits)
+        unit = _Unit(future, payload, warm_modules(fn, payload, self.limits.preload),
+                     self.limits, name)
         if self.retry is not None:
             unit.retry_state = self.retry.new_state()
         with self._lock:
@@ -149,7 +151,7 @@ class Dispatcher:
                 self._peak_admitted = max(self._peak_admitted, self._admitted)
             supervisor = get_supervisor()
             try:
-                unit.inner = supervisor.submit(unit.payload, unit.limits, unit.warm)
+                unit.inner = supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name)
             except BaseException as exc:  # noqa: BLE001 - the unit fails, the pool goes on
                 self._complete(unit, None, exc)
                 continue

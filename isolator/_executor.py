@@ -12,9 +12,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ._calls import run_chunk, with_initializer
+from ._decorator import function_name
 from ._dispatch import Dispatcher, Statistics, default_budget
 from ._errors import ConfigurationError
-from ._options import CgroupMode, make_limits
+from ._options import DEFAULT_REPORT_DIR, CgroupMode, ForensicsLevel, make_limits
 from ._retry import escalate_memory, make_retry_policy
 from ._units import parse_size
 
@@ -71,6 +72,9 @@ class IsolatedExecutor(Executor):
         wait: Any = None,
         escalate: escalate_memory | None = None,
         memory_budget: int | str | None = None,
+        report_dir: str | os.PathLike[str] | None = DEFAULT_REPORT_DIR,
+        on_report: Callable[[Any], object] | None = None,
+        forensics: ForensicsLevel = "default",
     ) -> None:
         workers = worker_count(max_workers, "max_workers")
         if max_tasks_per_child is not None:
@@ -79,7 +83,8 @@ class IsolatedExecutor(Executor):
             raise ConfigurationError(f"initializer={initializer!r} is not callable")
         limits = make_limits(max_mem=max_mem, soft_mem=soft_mem, timeout=timeout,
                              rlimit_data=rlimit_data, cgroup=cgroup, kill_grace=kill_grace,
-                             preload=preload)
+                             preload=preload, report_dir=report_dir, on_report=on_report,
+                             forensics=forensics)
         self._initializer = initializer
         self._initargs = tuple(initargs)
         budget = default_budget() if memory_budget is None else \
@@ -89,9 +94,13 @@ class IsolatedExecutor(Executor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` in a fresh child; PoolClosed after shutdown."""
+        return self._submit(fn, args, kwargs, function_name(fn))
+
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                name: str) -> Future[Any]:
         if self._initializer is not None:
             fn, args = with_initializer, (self._initializer, self._initargs, fn, *args)
-        return self._dispatcher.submit(fn, args, kwargs)
+        return self._dispatcher.submit(fn, args, kwargs, name)
 
     def map(self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1) -> Iterator[T]:
@@ -99,11 +108,11 @@ class IsolatedExecutor(Executor):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         end = None if timeout is None else time.monotonic() + timeout
-        submit: Callable[..., Future[Any]] = self.submit
+        name = function_name(fn)
         if chunksize == 1:
-            futures = [submit(fn, *args) for args in zip(*iterables, strict=False)]
+            futures = [self._submit(fn, args, {}, name) for args in zip(*iterables, strict=False)]
         else:
-            futures = [submit(run_chunk, fn, chunk)
+            futures = [self._submit(run_chunk, (fn, chunk), {}, name)
                        for chunk in chunks(zip(*iterables, strict=False), chunksize)]
         return _results_in_order(futures, end, flatten=chunksize > 1)
 

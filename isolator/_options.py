@@ -6,14 +6,21 @@ Everything downstream receives a frozen ``Limits`` and never re-parses user inpu
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ._errors import ConfigurationError
 from ._units import parse_size
 
 CgroupMode = Literal["auto"] | bool
+ForensicsLevel = Literal["off", "types", "default", "deep"]
+FORENSICS_LEVELS = ("off", "types", "default", "deep")
 _MAX_HEADROOM = 64 * 1024**2
+#: ``report_dir``'s default: ``$ISOLATOR_REPORT_DIR``, else ``./isolator-reports``, looked
+#: up when a report is written (not a path anyone could mean: it holds a NUL).
+DEFAULT_REPORT_DIR = "\0default"
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,9 @@ class Limits:
     kill_grace: float = 0.5
     startup_timeout: float = 30.0
     preload: tuple[str, ...] = field(default=())
+    report_dir: str | None = DEFAULT_REPORT_DIR
+    on_report: Callable[[Any], object] | None = None
+    forensics: ForensicsLevel = "default"
 
 
 def default_soft_limit(max_mem: int) -> int:
@@ -59,6 +69,9 @@ def make_limits(
     kill_grace: float = 0.5,
     startup_timeout: float = 30.0,
     preload: tuple[str, ...] | list[str] = (),
+    report_dir: str | os.PathLike[str] | None = DEFAULT_REPORT_DIR,
+    on_report: Callable[[Any], object] | None = None,
+    forensics: ForensicsLevel = "default",
 ) -> Limits:
     """Validate user options; ConfigurationError that names the option and what is accepted."""
     hard = None if max_mem is None else parse_size(max_mem, name="max_mem")
@@ -75,6 +88,12 @@ def make_limits(
         raise ConfigurationError(f"rlimit_data={rlimit_data!r}; expected True or False")
     if isinstance(preload, str) or not all(isinstance(m, str) for m in preload):
         raise ConfigurationError(f"preload={preload!r}; expected a list of module names")
+    if report_dir is not None and not isinstance(report_dir, (str, os.PathLike)):
+        raise ConfigurationError(f"report_dir={report_dir!r}; expected a path or None")
+    if on_report is not None and not callable(on_report):
+        raise ConfigurationError(f"on_report={on_report!r} is not callable")
+    if forensics not in FORENSICS_LEVELS:
+        raise ConfigurationError(f"forensics={forensics!r}; expected one of {FORENSICS_LEVELS}")
     return Limits(
         max_mem=hard,
         soft_mem=soft,
@@ -84,4 +103,7 @@ def make_limits(
         kill_grace=_seconds(kill_grace, "kill_grace", allow_none=False) or 0.5,
         startup_timeout=_seconds(startup_timeout, "startup_timeout", allow_none=False) or 30.0,
         preload=tuple(preload),
+        report_dir=None if report_dir is None else os.fspath(report_dir),
+        on_report=on_report,
+        forensics=forensics,
     )

@@ -64,17 +64,18 @@ def _memory_error(e: Ending, kind: str, why: str) -> MemoryLimitExceeded:
     )
 
 
-def resolve(e: Ending) -> tuple[bool, Any]:
-    """``(True, value)`` for a result, ``(False, exception)`` for everything else."""
+def resolve(e: Ending) -> tuple[bool, Any, dict[str, Any] | None]:
+    """``(True, value, None)`` for a result, ``(False, exception, heap)`` otherwise, where
+    ``heap`` is the heap forensics the child sent with a memory error, if any."""
     if e.message is not None:
         tag, body = e.message
         if tag == _protocol.RESULT:
             try:
-                return True, _serialize.loads(body, what="result")
+                return True, _serialize.loads(body, what="result"), None
             except SerializationError as exc:
-                return False, exc
-        return False, _raised(e, body)
-    return False, _death(e)
+                return False, exc, None
+        return (False, *_raised(e, body))
+    return False, _death(e), None
 
 
 def _death(e: Ending) -> BaseException:
@@ -108,12 +109,12 @@ def _death(e: Ending) -> BaseException:
     )
 
 
-def _raised(e: Ending, body: bytes) -> BaseException:
+def _raised(e: Ending, body: bytes) -> tuple[BaseException, dict[str, Any] | None]:
     try:
-        exc_bytes, text = _serialize.loads(body, what="exception")
+        exc_bytes, text, heap = _serialize.loads(body, what="exception")
         exc: BaseException = _serialize.loads(exc_bytes, what="exception")
     except SerializationError as failure:
-        return failure
+        return failure, None
     if isinstance(exc, MemoryLimitExceeded):
         exc.peak = max(exc.peak, e.peak)
         exc.pid = e.pid
@@ -122,4 +123,4 @@ def _raised(e: Ending, body: bytes) -> BaseException:
         exc = _memory_error(e, "rlimit", "had an allocation refused by RLIMIT_DATA")
         exc.__context__ = cause
     exc.__cause__ = RemoteTraceback(text)
-    return exc
+    return exc, heap

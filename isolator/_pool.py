@@ -3,6 +3,7 @@ capped child. A worker death fails only its own task: no hang, no broken pool.""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -11,10 +12,11 @@ from types import TracebackType
 from typing import Any
 
 from ._calls import run_chunk
+from ._decorator import function_name
 from ._dispatch import Statistics
 from ._errors import WorkerLost
 from ._executor import IsolatedExecutor, chunks, worker_count
-from ._options import CgroupMode
+from ._options import DEFAULT_REPORT_DIR, CgroupMode, ForensicsLevel
 from ._retry import escalate_memory
 
 
@@ -117,6 +119,9 @@ class IsolatedPool:
         wait: Any = None,
         escalate: escalate_memory | None = None,
         memory_budget: int | str | None = None,
+        report_dir: str | os.PathLike[str] | None = DEFAULT_REPORT_DIR,
+        on_report: Callable[[Any], object] | None = None,
+        forensics: ForensicsLevel = "default",
     ) -> None:
         self._processes = worker_count(processes, "processes")
         self._executor = IsolatedExecutor(
@@ -125,6 +130,7 @@ class IsolatedPool:
             initargs=initargs, soft_mem=soft_mem, rlimit_data=rlimit_data, cgroup=cgroup,
             kill_grace=kill_grace, preload=preload, progress=progress, retry=retry,
             stop=stop, wait=wait, escalate=escalate, memory_budget=memory_budget,
+            report_dir=report_dir, on_report=on_report, forensics=forensics,
         )
         self._closed = False
 
@@ -171,7 +177,8 @@ class IsolatedPool:
         if chunksize is None:  # as Pool.map: about four chunks per process
             chunksize, extra = divmod(len(argtuples), self._processes * 4)
             chunksize += 1 if extra else 0
-        futures = [self._executor.submit(run_chunk, func, chunk)
+        name = function_name(func)
+        futures = [self._executor._submit(run_chunk, (func, chunk), {}, name)
                    for chunk in chunks(argtuples, max(chunksize, 1))]
         return AsyncResult(futures, False, callback, error_callback)
 
@@ -227,10 +234,10 @@ class IsolatedPool:
 def _window(executor: IsolatedExecutor, func: Callable[..., Any],
             work: Iterator[list[tuple[Any, ...]]], size: int, ordered: bool) -> Iterator[Any]:
     pending: deque[Future[Any]] = deque()
-    submit: Callable[..., Future[Any]] = executor.submit
+    name = function_name(func)
     try:
         for chunk in work:
-            pending.append(submit(run_chunk, func, chunk))
+            pending.append(executor._submit(run_chunk, (func, chunk), {}, name))
             while len(pending) >= size:
                 yield from _next_done(pending, ordered)
         while pending:

@@ -54,6 +54,7 @@ from ._errors import (
 )
 from ._options import Limits
 from ._outcome import Ending, resolve
+from ._postmortem import report_for
 from ._sampler import Sampler, Watch
 from ._task import Task, TaskFuture
 
@@ -95,8 +96,9 @@ class Supervisor:
 
     # -- caller side -------------------------------------------------------------------
 
-    def submit(self, payload: bytes, limits: Limits, warm: tuple[str, ...]) -> TaskFuture:
-        """Start one child for one call; the Future resolves when the child is gone."""
+    def submit(self, payload: bytes, limits: Limits, warm: tuple[str, ...],
+               name: str = "<task>") -> TaskFuture:
+        """Start one child for one call of ``name``; the Future resolves with its outcome."""
         if self._closed:
             raise PoolClosed("the isolator supervisor has shut down")
         if not self._zygote_up.wait(limits.startup_timeout):  # it is being replaced
@@ -104,7 +106,7 @@ class Supervisor:
         slot = self._cgroup_slot(limits)
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
-        task = Task(next(self._ids), limits, ours, payload, slot)
+        task = Task(next(self._ids), limits, ours, payload, slot, name)
         spec = ChildSpec(
             limit=limits.max_mem,
             rlimit_data=limits.max_mem if limits.rlimit_data else None,
@@ -305,10 +307,15 @@ class Supervisor:
     def _resolve(self, task: Task, oom_killed: bool = False) -> None:
         """Complete the caller's future as soon as the outcome is known."""
         task.resolved = True
-        ok, value = resolve(self._facts(task, oom_killed))
+        ok, value, heap = resolve(self._facts(task, oom_killed))
         task.future.peak = task.watch.peak if task.watch is not None else 0
-        if isinstance(value, MemoryLimitExceeded) and task.watch is not None:
-            value.timeline = list(task.watch.timeline)
+        if isinstance(value, MemoryLimitExceeded):
+            if task.watch is not None:
+                value.timeline = list(task.watch.timeline)
+            value.report = report_for(
+                value, function=task.name, started_at=task.started_at,
+                wall_time=time.monotonic() - task.t0, limits=task.limits, heap=heap,
+            )
         if task.future.set_running_or_notify_cancel():
             if ok:
                 task.future.set_result(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from concurrent.futures import Future
 from typing import Any
@@ -22,8 +23,12 @@ class TaskFuture(Future[Any]):
 class Task:
     """State of one call, owned by the supervisor thread once submitted."""
 
-    def __init__(self, task_id: int, limits: Limits, sock: Any, payload: bytes, slot: Any) -> None:
+    def __init__(self, task_id: int, limits: Limits, sock: Any, payload: bytes, slot: Any,
+                 name: str) -> None:
         self.id = task_id
+        self.name = name
+        self.started_at = time.time()
+        self.t0 = time.monotonic()
         self.limits = limits
         self.sock = sock
         self.slot = slot

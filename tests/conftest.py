@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# Reports of the tests' breaches go to a scratch folder, not into the checkout.
+os.environ.setdefault("ISOLATOR_REPORT_DIR", tempfile.mkdtemp(prefix="isolator-test-reports-"))
 
 from isolator._procfs import children
 from isolator._supervisor import get_supervisor

@@ -1,0 +1,72 @@
+"""Every memory breach leaves a report: on the exception, on disk, and to the hook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import _workloads as w
+import pytest
+
+from isolator import IsolatedExecutor, MemoryLimitExceeded, isolated
+from isolator.reports import Report, load
+
+CAP = "64MiB"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("fn", "options"),
+    [
+        (w.grow_python_objects, {}),
+        (w.grow_numpy, {}),
+        (w.grow_in_c_holding_gil, {}),
+        (w.need_mib, {"rlimit_data": True}),
+    ],
+    ids=["python", "numpy", "c-holds-gil", "rlimit"],
+)
+def test_every_breach_has_a_written_report(tmp_path: Path, fn: Any,
+                                           options: dict[str, Any]) -> None:
+    with pytest.raises(MemoryLimitExceeded) as info:
+        isolated(max_mem=CAP, report_dir=tmp_path, **options)(fn)(64)
+    report = info.value.report
+    assert isinstance(report, Report)
+    assert report.kind == info.value.kind and report.limit == 64 * w.MiB
+    assert report.function.endswith(fn.__name__)
+    assert report.path is not None and Path(report.path).parent == tmp_path
+    assert {p.name for p in Path(report.path).iterdir()} == {
+        "report.json", "report.txt", "report.html"}
+    assert load(report.path).to_dict() == report.to_dict()
+    if info.value.kind != "soft":
+        assert "heap" in report.missing  # the child could not walk its heap: say why
+
+
+@pytest.mark.timeout(60)
+def test_report_dir_none_keeps_it_in_memory_and_the_hook_gets_it(tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    seen: list[Report] = []
+    with pytest.raises(MemoryLimitExceeded) as info:
+        isolated(max_mem=CAP, report_dir=None, on_report=seen.append)(w.grow_numpy)(64)
+    assert seen == [info.value.report]
+    assert info.value.report.path is None
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_hook_does_not_hide_the_breach(tmp_path: Path) -> None:
+    def broken(report: Report) -> None:
+        raise RuntimeError("monitoring is down")
+
+    with pytest.raises(MemoryLimitExceeded):
+        isolated(max_mem=CAP, report_dir=tmp_path, on_report=broken)(w.grow_numpy)(64)
+
+
+@pytest.mark.timeout(60)
+def test_pool_breaches_have_reports(tmp_path: Path) -> None:
+    with IsolatedExecutor(2, max_mem=CAP, report_dir=tmp_path) as ex:
+        future = ex.submit(w.grow_numpy, 64)
+        exc = future.exception(timeout=60)
+    assert isinstance(exc, MemoryLimitExceeded) and isinstance(exc.report, Report)
+    assert exc.report.function.endswith("grow_numpy")
+    assert exc.report.path is not None
