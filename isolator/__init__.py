@@ -32,6 +32,11 @@ _HOME = {
     "format_size": "._units",
     "isolated": "._decorator",
     "parse_size": "._units",
+    "recycle_after_tasks": "._recycle",
+    "recycle_any": "._recycle",
+    "recycle_base": "._recycle",
+    "recycle_on_growth": "._recycle",
+    "recycle_on_idle_rss": "._recycle",
     "retry_if_memory_exceeded": "._retry",
     "retry_if_worker_lost": "._retry",
 }
@@ -56,6 +61,11 @@ __all__ = [
     "format_size",
     "isolated",
     "parse_size",
+    "recycle_after_tasks",
+    "recycle_any",
+    "recycle_base",
+    "recycle_on_growth",
+    "recycle_on_idle_rss",
     "retry_if_memory_exceeded",
     "retry_if_worker_lost",
 ]
@@ -91,5 +101,12 @@ if TYPE_CHECKING:
     from ._executor import IsolatedExecutor
     from ._options import Limits
     from ._pool import IsolatedPool
+    from ._recycle import (
+        recycle_after_tasks,
+        recycle_any,
+        recycle_base,
+        recycle_on_growth,
+        recycle_on_idle_rss,
+    )
     from ._retry import escalate_memory, retry_if_memory_exceeded, retry_if_worker_lost
     from ._units import format_size, parse_size

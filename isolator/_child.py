@@ -9,6 +9,7 @@ handlers or finalizers inherited from the zygote run in it.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import resource
@@ -32,6 +33,7 @@ class ChildSpec(NamedTuple):
     rlimit_data: int | None
     cgroup_procs: str | None
     cwd: str
+    reuse: bool = False  # serve task after task until told to stop (a pool's reused worker)
 
 
 _armed = False
@@ -85,7 +87,7 @@ def main(spec: ChildSpec, fds: list[int], inherited: list[int], zygote_pid: int)
         # before both are done.
         _protocol.send_frame(sock, _protocol.HELLO, os.getpid().to_bytes(8, "big"))
         _prepare(spec, fds[1:], inherited)
-        code = _serve(sock)
+        code = _serve(sock, spec.reuse)
     except BaseException:  # noqa: BLE001 - whatever happens, leave through os._exit
         import traceback
 
@@ -128,8 +130,23 @@ def _prepare(spec: ChildSpec, stdio: list[int], inherited: list[int]) -> None:
     signal.signal(BREACH_SIGNAL, _on_breach)
 
 
-def _serve(sock: socket.socket) -> int:
-    _, body = _protocol.recv_frame(sock)
+def _serve(sock: socket.socket, reuse: bool) -> int:
+    while True:
+        try:
+            _, body = _protocol.recv_frame(sock)
+        except EOFError:  # the supervisor retired this worker
+            return 0
+        _run_task(sock, body)
+        if not reuse:
+            return 0
+        # Between tasks: give back what the task freed, then say how much is still held,
+        # which is what the pool's recycle policy judges.
+        gc.collect()
+        _platform.malloc_trim()
+        _protocol.send_frame(sock, _protocol.IDLE, self_rss().to_bytes(8, "big"))
+
+
+def _run_task(sock: socket.socket, body: bytes) -> None:
     try:
         fn, args, kwargs = _serialize.loads(body, what="function and its arguments")
         fn = getattr(fn, "__wrapped__", fn) if hasattr(fn, "__isolated_options__") else fn
@@ -142,7 +159,6 @@ def _serve(sock: socket.socket) -> int:
     # The caller may print as soon as it has the outcome: our output must be out first.
     _flush_stdio()
     _protocol.send_frame(sock, tag, payload)
-    return 0
 
 
 def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

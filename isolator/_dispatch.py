@@ -20,9 +20,10 @@ from . import _serialize
 from ._decorator import warm_modules
 from ._errors import ConfigurationError, MemoryLimitExceeded, PoolClosed, SerializationError
 from ._options import Limits, default_soft_limit
+from ._recycle import WorkerFacts, recycle_base
 from ._retry import RetryPolicy, record_attempts
-from ._supervisor import get_supervisor
-from ._task import TaskFuture
+from ._supervisor import Supervisor, get_supervisor
+from ._task import Task, TaskFuture
 from ._units import format_size
 
 
@@ -38,6 +39,7 @@ class Statistics:
     failed_by_kind: dict[str, int]
     cancelled: int
     retried: int
+    recycled: int
     peak_admitted: int
     peak_rss: int
     peak_rss_per_task: list[int] = field(repr=False)
@@ -83,11 +85,15 @@ class Dispatcher:
 
     def __init__(self, workers: int, limits: Limits,
                  on_done: Callable[[Future[Any]], None] | None = None,
-                 retry: RetryPolicy | None = None, budget: int | None = None) -> None:
+                 retry: RetryPolicy | None = None, budget: int | None = None,
+                 recycle: recycle_base | None = None) -> None:
         self.workers = workers
         self.limits = limits
         self.retry = retry
         self.budget = budget
+        self.recycle = recycle  # None: a fresh child per unit; else reused workers
+        self._idle_workers: deque[Task] = deque()
+        self._live_workers = 0  # started and not yet exited, busy or idle
         if budget is not None and limits.max_mem is not None and limits.max_mem > budget:
             raise ConfigurationError(
                 f"max_mem ({format_size(limits.max_mem)}) is larger than the pool's memory "
@@ -138,7 +144,7 @@ class Dispatcher:
             with self._lock:
                 if len(self._running) >= self.workers or not self._pending:
                     return
-                if not self._admits(self._pending[0]):
+                if not self._admits(self._pending[0]) or not self._worker_free():
                     return
                 unit = self._pending.popleft()
                 retrying = bool(unit.earlier)
@@ -151,7 +157,7 @@ class Dispatcher:
                 self._peak_admitted = max(self._peak_admitted, self._admitted)
             supervisor = get_supervisor()
             try:
-                unit.inner = supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name)
+                unit.inner = self._start(supervisor, unit)
             except BaseException as exc:  # noqa: BLE001 - the unit fails, the pool goes on
                 self._complete(unit, None, exc)
                 continue
@@ -159,8 +165,68 @@ class Dispatcher:
                 supervisor.cancel(unit.inner)
             unit.inner.add_done_callback(functools.partial(self._inner_done, unit))
 
+    def _worker_free(self) -> bool:
+        # A reused worker is busy from its task's start until it says IDLE (it tidies up
+        # after the result is sent), so capacity is counted in workers, not in results.
+        return self.recycle is None or bool(self._idle_workers) or \
+            self._live_workers < self.workers
+
+    def _start(self, supervisor: Supervisor, unit: _Unit) -> TaskFuture:
+        if self.recycle is None:
+            return supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name)
+        with self._lock:
+            worker = self._idle_workers.popleft() if self._idle_workers else None
+            if worker is None:
+                self._live_workers += 1
+        if worker is not None:
+            return supervisor.run_on(worker, unit.payload, unit.limits, unit.name)
+        try:
+            return supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name,
+                                     worker=self)
+        except BaseException:
+            with self._lock:
+                self._live_workers -= 1
+            raise
+
+    # -- reused workers (WorkerHooks) ----------------------------------------------------
+
+    def on_idle(self, worker: Task, rss: int) -> None:
+        assert self.recycle is not None
+        facts = WorkerFacts(worker.tasks_done, worker.baseline_rss, rss)
+        with self._lock:
+            closed = self._closed and not self._pending
+            recycle = worker.tainted or self.recycle(facts)
+            if recycle and not closed:
+                self._counts["recycled"] += 1
+            if not (recycle or closed):
+                self._idle_workers.append(worker)
+        if recycle or closed:
+            get_supervisor().retire(worker)
+        if recycle and not closed:
+            # The replacement starts now, while it is not needed yet, not when it is.
+            with self._lock:
+                self._live_workers += 1
+            get_supervisor().submit(None, self.limits, (), "<worker>", worker=self)
+        self._pump()
+
+    def on_exit(self, worker: Task) -> None:
+        with self._lock:
+            self._live_workers -= 1
+            if worker in self._idle_workers:
+                self._idle_workers.remove(worker)
+        self._pump()
+
+    def _retire_idle(self) -> None:
+        with self._lock:
+            idle, self._idle_workers = list(self._idle_workers), deque()
+        for worker in idle:
+            get_supervisor().retire(worker)
+
     def _inner_done(self, unit: _Unit, inner: Future[Any]) -> None:
         exc = inner.exception()
+        worker = getattr(inner, "worker", None)
+        if worker is not None and isinstance(exc, MemoryLimitExceeded):
+            worker.tainted = True
         with self._lock:
             self._peaks.append(getattr(inner, "peak", 0))
             self._running.pop(unit.future, None)
@@ -248,13 +314,19 @@ class Dispatcher:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            drained = not self._pending and not self._running
+        if drained:
+            self._retire_idle()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until nothing is pending or running; False on timeout."""
         with self._lock:
-            return self._idle.wait_for(
+            done = self._idle.wait_for(
                 lambda: not self._pending and not self._running and not self._delayed, timeout
             )
+        if done and self._closed:
+            self._retire_idle()
+        return done
 
     def statistics(self) -> Statistics:
         with self._lock:
@@ -268,6 +340,7 @@ class Dispatcher:
                 failed_by_kind={k[5:]: v for k, v in counts.items() if k.startswith("kind:")},
                 cancelled=counts.get("cancelled", 0),
                 retried=counts.get("retried", 0),
+                recycled=counts.get("recycled", 0),
                 peak_admitted=self._peak_admitted,
                 peak_rss=max(self._peaks, default=0),
                 peak_rss_per_task=list(self._peaks),

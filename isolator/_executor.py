@@ -16,6 +16,7 @@ from ._decorator import function_name
 from ._dispatch import Dispatcher, Statistics, default_budget
 from ._errors import ConfigurationError
 from ._options import DEFAULT_REPORT_DIR, CgroupMode, ForensicsLevel, make_limits
+from ._recycle import recycle_after_tasks, recycle_base
 from ._retry import escalate_memory, make_retry_policy
 from ._units import parse_size
 
@@ -31,6 +32,20 @@ def worker_count(value: int | None, name: str) -> int:
     return value
 
 
+def reuse_policy(max_tasks: int | None, recycle: recycle_base | None,
+                 name: str) -> recycle_base | None:
+    """None for a fresh child per unit (the default); else when to replace a worker."""
+    if max_tasks is not None:
+        worker_count(max_tasks, name)
+    if recycle is not None and not isinstance(recycle, recycle_base):
+        raise ConfigurationError(f"recycle={recycle!r}; expected a policy such as "
+                                 "recycle_after_tasks(100) | recycle_on_growth('200MB')")
+    after = recycle_after_tasks(max_tasks) if max_tasks is not None and max_tasks > 1 else None
+    if after is not None and recycle is not None:
+        return after | recycle
+    return after or recycle
+
+
 def chunks(items: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
@@ -41,9 +56,12 @@ class IsolatedExecutor(Executor):
     """Like ``ProcessPoolExecutor``, but every task runs in a fresh, capped child.
 
     A task that exceeds ``max_mem``, crashes, is killed or times out fails alone with
-    isolator's typed exception; every other task runs and the executor stays usable.
-    ``max_tasks_per_child`` is honoured as the maximum it is: every task currently gets a
-    process of its own. ``initializer(*initargs)`` runs in each child before its task.
+    isolator's typed exception; every other task runs and the executor stays usable. By
+    default every task gets a fresh process. Workers are reused, opt-in, when
+    ``max_tasks_per_child`` is above one or a ``recycle`` policy is given: a worker runs
+    ``gc.collect()`` and ``malloc_trim(0)`` between tasks and is replaced when the policy
+    says so, or after a memory breach, with its replacement started at once.
+    ``initializer(*initargs)`` runs in each child before each task.
     ``progress`` is called with each future as it completes. ``retry``/``stop``/``wait``
     are tenacity strategies and ``escalate`` an ``escalate_memory``: a failed unit is
     retried in a fresh child, with a larger cap after a breach. Tasks whose caps add up
@@ -75,10 +93,10 @@ class IsolatedExecutor(Executor):
         report_dir: str | os.PathLike[str] | None = DEFAULT_REPORT_DIR,
         on_report: Callable[[Any], object] | None = None,
         forensics: ForensicsLevel = "default",
+        recycle: recycle_base | None = None,
     ) -> None:
         workers = worker_count(max_workers, "max_workers")
-        if max_tasks_per_child is not None:
-            worker_count(max_tasks_per_child, "max_tasks_per_child")
+        policy_of_reuse = reuse_policy(max_tasks_per_child, recycle, "max_tasks_per_child")
         if initializer is not None and not callable(initializer):
             raise ConfigurationError(f"initializer={initializer!r} is not callable")
         limits = make_limits(max_mem=max_mem, soft_mem=soft_mem, timeout=timeout,
@@ -90,7 +108,7 @@ class IsolatedExecutor(Executor):
         budget = default_budget() if memory_budget is None else \
             parse_size(memory_budget, name="memory_budget")
         policy = make_retry_policy(retry, stop, wait, escalate)
-        self._dispatcher = Dispatcher(workers, limits, progress, policy, budget)
+        self._dispatcher = Dispatcher(workers, limits, progress, policy, budget, policy_of_reuse)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` in a fresh child; PoolClosed after shutdown."""

@@ -17,6 +17,7 @@ from ._dispatch import Statistics
 from ._errors import WorkerLost
 from ._executor import IsolatedExecutor, chunks, worker_count
 from ._options import DEFAULT_REPORT_DIR, CgroupMode, ForensicsLevel
+from ._recycle import recycle_base
 from ._retry import escalate_memory
 
 
@@ -122,6 +123,7 @@ class IsolatedPool:
         report_dir: str | os.PathLike[str] | None = DEFAULT_REPORT_DIR,
         on_report: Callable[[Any], object] | None = None,
         forensics: ForensicsLevel = "default",
+        recycle: recycle_base | None = None,
     ) -> None:
         self._processes = worker_count(processes, "processes")
         self._executor = IsolatedExecutor(
@@ -130,7 +132,7 @@ class IsolatedPool:
             initargs=initargs, soft_mem=soft_mem, rlimit_data=rlimit_data, cgroup=cgroup,
             kill_grace=kill_grace, preload=preload, progress=progress, retry=retry,
             stop=stop, wait=wait, escalate=escalate, memory_budget=memory_budget,
-            report_dir=report_dir, on_report=on_report, forensics=forensics,
+            report_dir=report_dir, on_report=on_report, forensics=forensics, recycle=recycle,
         )
         self._closed = False
 

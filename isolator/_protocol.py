@@ -10,6 +10,8 @@ imported on both sides; the child's stdout and stderr never touch this socket.
       │ ◀──────────── TASK(fn,args) ─│   sent once the sampler watches the child
       │ ── RESULT(pickle) ─────────▶ │   or
       │ ── RAISED(exc, traceback) ─▶ │
+      │ ── IDLE(rss) ──────────────▶ │   reused workers only: ready for the next TASK;
+      │ ◀──────────── TASK ... / EOF │   EOF retires the worker
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ HELLO = 1
 TASK = 2
 RESULT = 3
 RAISED = 4
+IDLE = 5  # a reused worker finished a task and tidied up; body: its RSS, 8 bytes
 
 _HEADER = struct.Struct("!BQ")
 _CHUNK = 1 << 20

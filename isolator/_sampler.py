@@ -48,6 +48,13 @@ class Watch:
     readers: dict[int, StatusReader] = field(default_factory=dict)
     pidfds: dict[int, int] = field(default_factory=dict)
 
+    def reset(self, limit: int | None, soft: int | None) -> None:
+        """A reused worker starts its next task: fresh peak, timeline and soft signal."""
+        self.limit, self.soft = limit, soft
+        self.started = time.monotonic()
+        self.peak, self.soft_sent, self.step = 0, False, 0.01
+        self.timeline = []
+
     def track(self, pid: int) -> None:
         try:
             self.readers[pid] = StatusReader(pid)

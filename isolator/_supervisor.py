@@ -56,7 +56,7 @@ from ._options import Limits
 from ._outcome import Ending, resolve
 from ._postmortem import report_for
 from ._sampler import Sampler, Watch
-from ._task import Task, TaskFuture
+from ._task import Task, TaskFuture, WorkerHooks
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ZYGOTE_CODE = (
@@ -96,9 +96,14 @@ class Supervisor:
 
     # -- caller side -------------------------------------------------------------------
 
-    def submit(self, payload: bytes, limits: Limits, warm: tuple[str, ...],
-               name: str = "<task>") -> TaskFuture:
-        """Start one child for one call of ``name``; the Future resolves with its outcome."""
+    def submit(self, payload: bytes | None, limits: Limits, warm: tuple[str, ...],
+               name: str = "<task>", worker: WorkerHooks | None = None) -> TaskFuture:
+        """Start one child for one call of ``name``; the Future resolves with its outcome.
+
+        With ``worker`` the child is a reused worker: it says IDLE after each task
+        (``worker.on_idle``), takes more with ``run_on``, and ``worker.on_exit`` tells when
+        it is gone. Its first task is ``payload``, or none when that is None.
+        """
         if self._closed:
             raise PoolClosed("the isolator supervisor has shut down")
         if not self._zygote_up.wait(limits.startup_timeout):  # it is being replaced
@@ -106,12 +111,13 @@ class Supervisor:
         slot = self._cgroup_slot(limits)
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
-        task = Task(next(self._ids), limits, ours, payload, slot, name)
+        task = Task(next(self._ids), limits, ours, payload, slot, name, worker)
         spec = ChildSpec(
             limit=limits.max_mem,
             rlimit_data=limits.max_mem if limits.rlimit_data else None,
             cgroup_procs=slot.procs_file if slot is not None else None,
             cwd=os.getcwd(),
+            reuse=worker is not None,
         )
         self._tasks[task.id] = task
         self._selector.register(ours, selectors.EVENT_READ, task)
@@ -127,6 +133,35 @@ class Supervisor:
                 os.close(fd)
         self.call_soon(functools.partial(self._at_deadline, task))
         return task.future
+
+    def run_on(self, task: Task, payload: bytes, limits: Limits, name: str) -> TaskFuture:
+        """Give an idle reused worker its next task (any thread)."""
+        future = TaskFuture()
+        job = functools.partial(self._start_job, task, future, payload, limits, name)
+        if threading.current_thread() is self._thread:
+            job()
+        else:
+            self.call_soon(job)
+        return future
+
+    def retire(self, task: Task) -> None:
+        """Let an idle reused worker go: it reads EOF and exits (any thread)."""
+        self.call_soon(functools.partial(_shut_write, task))
+
+    def _start_job(self, task: Task, future: TaskFuture, payload: bytes, limits: Limits,
+                   name: str) -> None:
+        if task.done or task.watch is None:
+            future.set_running_or_notify_cancel()
+            future.set_exception(WorkerLost("the reused worker died before its next task"))
+            return
+        task.next_job(future, payload, limits, name)
+        task.watch.reset(limits.max_mem, limits.soft_mem)
+        if task.slot is not None and limits.max_mem is not None:
+            task.slot.set_limit(limits.max_mem)
+        if limits.timeout is not None:
+            self._at(time.monotonic() + limits.timeout, task, "timeout")
+        if not task.write_some():
+            self._selector.modify(task.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, task)
 
     def _at_deadline(self, task: Task) -> None:
         self._at(time.monotonic() + task.limits.startup_timeout, task, "handshake")
@@ -250,10 +285,15 @@ class Supervisor:
         if task.slot is not None:
             task.oom_before = task.slot.oom_kills()
         self.sampler.watch(task.watch)
-        if limits.timeout is not None:
+        task.baseline_rss = task.watch.last
+        if limits.timeout is not None and task.outgoing:
             self._at(time.monotonic() + limits.timeout, task, "timeout")
         if task.stop_reason is not None:  # cancelled before it started
             task.watch.kill()
+        elif task.hooks is not None and not task.outgoing:  # a worker started with no task
+            task.baseline_rss = task.watch.last
+            task.resolved = True
+            task.hooks.on_idle(task, task.watch.last)
         elif not task.write_some():
             self._selector.modify(task.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, task)
 
@@ -268,6 +308,10 @@ class Supervisor:
                 self._on_hello(task, pid)
             if task.message is not None and not task.resolved:
                 self._resolve(task)
+            if task.idle_rss is not None and task.hooks is not None and not task.done:
+                rss, task.idle_rss = task.idle_rss, None
+                task.tasks_done += 1
+                task.hooks.on_idle(task, rss)
             if not alive:
                 self._selector.unregister(task.sock)
                 task.registered = False
@@ -338,9 +382,11 @@ class Supervisor:
         if not task.resolved:
             self._resolve(task, oom_killed)
         self._forget(task)
+        if task.hooks is not None:
+            task.hooks.on_exit(task)
 
     def _fail(self, task: Task, exc: BaseException) -> None:
-        """The task never got a child: no exit will be reported for it."""
+        """The task's child is gone or never was, and no exit will be reported for it."""
         if task.slot is not None and self._cgroups is not None:
             self._cgroups.release(task.slot)
             task.slot = None
@@ -349,6 +395,8 @@ class Supervisor:
             if task.future.set_running_or_notify_cancel():
                 task.future.set_exception(exc)
         self._forget(task)
+        if task.hooks is not None:
+            task.hooks.on_exit(task)
 
     def _forget(self, task: Task) -> None:
         task.done = True
@@ -361,7 +409,8 @@ class Supervisor:
     # -- timers ------------------------------------------------------------------------
 
     def _at(self, when: float, task: Task, what: str) -> None:
-        heapq.heappush(self._timers, (when, next(self._ids), task.id, what))
+        # Keyed by the job too: a reused worker's old timeout must not hit its next task.
+        heapq.heappush(self._timers, (when, next(self._ids), task.id, f"{what}:{task.job}"))
 
     def _next_timer(self) -> float | None:
         return max(0.0, self._timers[0][0] - time.monotonic()) if self._timers else None
@@ -369,9 +418,11 @@ class Supervisor:
     def _run_timers(self) -> None:
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
-            _, _, task_id, what = heapq.heappop(self._timers)
+            _, _, task_id, label = heapq.heappop(self._timers)
             task = self._tasks.get(task_id)
-            if task is None or task.done:
+            what, job = label.split(":")
+            if task is None or task.done or int(job) != task.job or \
+                    (what == "timeout" and task.resolved):
                 continue
             if what == "kill" and task.watch is not None:
                 task.watch.kill(signal.SIGKILL)
@@ -410,6 +461,13 @@ class Supervisor:
         if self._cgroups is not None:
             self._cgroups.close()
         done.set()
+
+
+def _shut_write(task: Task) -> None:
+    try:
+        task.sock.shutdown(socket.SHUT_WR)
+    except OSError:  # already gone: its exit report is on the way
+        pass
 
 
 def _stdio() -> tuple[list[int], list[int]]:

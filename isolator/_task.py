@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 from . import _protocol
 from ._options import Limits
@@ -18,13 +18,22 @@ class TaskFuture(Future[Any]):
     """The supervisor's future for one call; ``peak`` is the tree's highest memory use."""
 
     peak: int = 0
+    worker: Task | None = None  # the reused worker that ran it, if any
+
+
+class WorkerHooks(Protocol):
+    """What the owner of a reused worker hears (in the supervisor thread)."""
+
+    def on_idle(self, worker: Task, rss: int) -> None: ...
+
+    def on_exit(self, worker: Task) -> None: ...
 
 
 class Task:
     """State of one call, owned by the supervisor thread once submitted."""
 
-    def __init__(self, task_id: int, limits: Limits, sock: Any, payload: bytes, slot: Any,
-                 name: str) -> None:
+    def __init__(self, task_id: int, limits: Limits, sock: Any, payload: bytes | None,
+                 slot: Any, name: str, hooks: WorkerHooks | None = None) -> None:
         self.id = task_id
         self.name = name
         self.started_at = time.time()
@@ -34,9 +43,17 @@ class Task:
         self.slot = slot
         self.future = TaskFuture()
         self.reader = _protocol.FrameReader()
-        self.outgoing: deque[memoryview] = deque(
-            [memoryview(_protocol.header(_protocol.TASK, len(payload))), memoryview(payload)]
-        )
+        self.outgoing: deque[memoryview] = deque()
+        if payload is not None:
+            self._queue_task(payload)
+        self.hooks = hooks
+        self.job = 0
+        self.idle_rss: int | None = None
+        self.tasks_done = 0
+        self.baseline_rss = 0
+        self.tainted = False  # a reused worker whose task breached: never reused again
+        if hooks is not None:
+            self.future.worker = self
         self.pid: int | None = None
         self.watch: Watch | None = None
         self.message: tuple[int, bytes] | None = None
@@ -47,6 +64,20 @@ class Task:
         self.done = False
         self.registered = True
         self.oom_before = 0
+
+    def _queue_task(self, payload: bytes) -> None:
+        self.outgoing.append(memoryview(_protocol.header(_protocol.TASK, len(payload))))
+        self.outgoing.append(memoryview(payload))
+
+    def next_job(self, future: TaskFuture, payload: bytes, limits: Limits, name: str) -> None:
+        """A reused worker's next task: a fresh future and fresh per-task facts."""
+        self.job += 1
+        future.worker = self
+        self.future, self.limits, self.name = future, limits, name
+        self.message, self.resolved, self.stop_reason = None, False, None
+        self.kill_scheduled = False
+        self.started_at, self.t0 = time.time(), time.monotonic()
+        self._queue_task(payload)
 
     def write_some(self) -> bool:
         """Send what the socket takes now; True once all is sent or the child is gone."""
@@ -93,6 +124,8 @@ class Task:
         for tag, body in self.reader.feed(data):
             if tag == _protocol.HELLO:
                 pid = int.from_bytes(body, "big")
+            elif tag == _protocol.IDLE:
+                self.idle_rss = int.from_bytes(body, "big")
             else:
                 self.message = (tag, body)
         return pid

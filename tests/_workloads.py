@@ -179,3 +179,16 @@ def record_span(path: str, seconds: float) -> None:
     time.sleep(seconds)
     with open(path, "a") as fh:
         fh.write(f"{start} {time.monotonic()}\n")
+
+
+_HOARD: list[bytearray] = []
+
+
+def hoard(mib: int) -> int:
+    """Keep ``mib`` MiB in a module-level list: a leak that outlives the task."""
+    _HOARD.append(bytearray(b"\x01") * (mib * MiB))
+    return os.getpid()
+
+
+def my_pid(_: object = None) -> int:
+    return os.getpid()

@@ -1,0 +1,93 @@
+"""Reused workers, opt-in: recycle policies, tidying between tasks, failures stay local."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import wait
+
+import _workloads as w
+import pytest
+
+from isolator import (
+    ConfigurationError,
+    IsolatedExecutor,
+    IsolatedPool,
+    MemoryLimitExceeded,
+    WorkerLost,
+    recycle_after_tasks,
+    recycle_on_growth,
+    recycle_on_idle_rss,
+)
+from isolator._recycle import WorkerFacts
+
+
+@pytest.mark.timeout(60)
+def test_max_tasks_per_child_reuses_then_replaces() -> None:
+    with IsolatedExecutor(1, max_tasks_per_child=3) as ex:
+        pids = [ex.submit(w.my_pid).result() for _ in range(7)]
+        stats = ex.statistics()
+    assert sorted(Counter(pids).values()) == [1, 3, 3]
+    assert stats.recycled == 2
+
+
+@pytest.mark.timeout(60)
+def test_default_is_a_fresh_process_per_task() -> None:
+    with IsolatedExecutor(1) as ex:
+        pids = [ex.submit(w.my_pid).result() for _ in range(3)]
+    assert len(set(pids)) == 3
+
+
+@pytest.mark.timeout(60)
+def test_growth_policy_recycles_a_leaking_worker() -> None:
+    with IsolatedExecutor(1, recycle=recycle_on_growth("50MiB")) as ex:
+        pids = [ex.submit(w.hoard, 20).result() for _ in range(6)]
+    # 20, 40, 60 MiB held: the third task pushes growth past 50 MiB, so a new worker
+    # takes the fourth, and the same again.
+    assert [len(list(g)) for g in _runs(pids)] == [3, 3]
+
+
+@pytest.mark.timeout(60)
+def test_pool_reuse_and_a_death_fails_only_its_task() -> None:
+    with IsolatedPool(2, maxtasksperchild=50, max_mem="64MiB", kill_grace=0.1) as pool:
+        results = [pool.apply_async(w.die_on, (x, 3, "sigkill")) for x in range(8)]
+        outcomes = []
+        for r in results:
+            try:
+                outcomes.append(r.get(60))
+            except WorkerLost as exc:
+                outcomes.append(exc)
+        assert isinstance(outcomes[3], WorkerLost)
+        assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
+        assert pool.map(w.square, range(10)) == [x * x for x in range(10)]
+
+
+@pytest.mark.timeout(60)
+def test_a_breach_in_a_reused_worker_retires_it() -> None:
+    with IsolatedExecutor(1, max_tasks_per_child=100, max_mem="64MiB") as ex:
+        before = ex.submit(w.my_pid).result()
+        future = ex.submit(w.grow_python_objects, 64)
+        wait([future], timeout=60)
+        assert isinstance(future.exception(), MemoryLimitExceeded)
+        after = ex.submit(w.my_pid).result()
+    assert after != before
+
+
+def test_policies_compose_like_tenacity() -> None:
+    policy = recycle_after_tasks(10) | recycle_on_idle_rss("100MiB")
+    assert not policy(WorkerFacts(tasks_done=3, baseline_rss=10 * w.MiB, rss=20 * w.MiB))
+    assert policy(WorkerFacts(tasks_done=10, baseline_rss=10 * w.MiB, rss=20 * w.MiB))
+    assert policy(WorkerFacts(tasks_done=1, baseline_rss=10 * w.MiB, rss=200 * w.MiB))
+    with pytest.raises(ConfigurationError):
+        recycle_after_tasks(0)
+    with pytest.raises(ConfigurationError):
+        IsolatedExecutor(1, recycle="often")  # type: ignore[arg-type]
+
+
+def _runs(pids: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for pid in pids:
+        if runs and runs[-1][-1] == pid:
+            runs[-1].append(pid)
+        else:
+            runs.append([pid])
+    return runs
