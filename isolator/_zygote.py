@@ -28,6 +28,7 @@ unwatched.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import pickle
@@ -97,6 +98,7 @@ class _Zygote:
 
     def fork_child(self, spec: Any, fds: list[int]) -> int:
         me = os.getpid()
+        gc.freeze()  # the child's collector then never touches (and copies) our objects
         pid = os.fork()
         if pid == 0:
             _child.main(spec, fds, self.inherited(), me)
@@ -112,6 +114,7 @@ class _Zygote:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         me = os.getpid()
+        gc.freeze()
         try:
             pid = os.fork()
         except OSError:
