@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from . import _platform, _protocol, _serialize
 from ._errors import MemoryLimitExceeded, SerializationError
-from ._procfs import self_rss
+from ._procfs import StatusReader, self_rss
 
 BREACH_SIGNAL = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
 
@@ -132,34 +132,37 @@ def _prepare(spec: ChildSpec, stdio: list[int], inherited: list[int]) -> None:
 
 def _serve(sock: socket.socket, reuse: bool) -> int:
     held = 0
+    me = StatusReader(os.getpid()) if reuse else None
     while True:
         try:
             _, body = _protocol.recv_frame(sock)
         except EOFError:  # the supervisor retired this worker
             return 0
-        _run_task(sock, body)
-        if not reuse:
+        tag, payload = _run_task(body)
+        if me is None:
+            _protocol.send_frame(sock, tag, payload)
             return 0
-        held = _tidy(held)
-        _protocol.send_frame(sock, _protocol.IDLE, held.to_bytes(8, "big"))
-
-
-def _tidy(held_before: int) -> int:
-    """Between tasks: give back what the task freed, and say what is still held (what the
-    pool's recycle policy judges). Only when the task grew us: a collection and a trim
-    cost milliseconds, and most tiny tasks leave nothing behind."""
-    held = self_rss()
-    if held > held_before + _TIDY_THRESHOLD:
-        gc.collect()
-        _platform.malloc_trim()
-        held = self_rss()
-    return held
+        # Between tasks: give back what the task freed and say what is still held (what
+        # the pool's recycle policy judges). Only when the task grew us: a collection and
+        # a trim cost milliseconds, and most small tasks leave nothing behind; then the
+        # outcome and IDLE go out in one write.
+        now = me.rss()
+        if now > held + _TIDY_THRESHOLD:
+            _protocol.send_frame(sock, tag, payload)
+            gc.collect()
+            _platform.malloc_trim()
+            held = me.rss()
+            _protocol.send_frame(sock, _protocol.IDLE, held.to_bytes(8, "big"))
+        else:
+            held = now
+            sock.sendall(_protocol.header(tag, len(payload)) + payload
+                         + _protocol.header(_protocol.IDLE, 8) + held.to_bytes(8, "big"))
 
 
 _TIDY_THRESHOLD = 1 << 20
 
 
-def _run_task(sock: socket.socket, body: bytes) -> None:
+def _run_task(body: bytes) -> tuple[int, bytes]:
     try:
         fn, args, kwargs = _serialize.loads(body, what="function and its arguments")
         fn = getattr(fn, "__wrapped__", fn) if hasattr(fn, "__isolated_options__") else fn
@@ -171,7 +174,7 @@ def _run_task(sock: socket.socket, body: bytes) -> None:
         tag = _protocol.RESULT
     # The caller may print as soon as it has the outcome: our output must be out first.
     _flush_stdio()
-    _protocol.send_frame(sock, tag, payload)
+    return tag, payload
 
 
 def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
