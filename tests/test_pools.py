@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures import as_completed, wait
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,20 @@ def test_ctrl_c_during_map_leaves_no_child(api: str) -> None:
     proc.communicate(timeout=10)
     assert proc.returncode != 0
 
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("reuse", [None, 100])
+def test_terminate_during_map_leaves_no_child_within_a_second(reuse: int | None) -> None:
+    import conftest
+
+    pool = IsolatedPool(2, maxtasksperchild=reuse)
+    result = pool.map_async(w.sleep_for, [30] * 6, 1)
+    zygote = conftest._zygote_pid()
+    assert conftest.wait_until(lambda: len(conftest.task_children(zygote)) == 2, 10)
+    started = time.monotonic()
+    pool.terminate()
+    assert conftest.wait_until(lambda: not conftest.task_children(zygote), 1.0)
+    assert time.monotonic() - started < 1.5
+    with pytest.raises(WorkerLost):
+        result.get(5)
