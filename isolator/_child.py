@@ -16,6 +16,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 from types import FrameType
 from typing import Any, NamedTuple, NoReturn
 
@@ -34,6 +35,29 @@ class ChildSpec(NamedTuple):
     cgroup_procs: str | None
     cwd: str
     reuse: bool = False  # serve task after task until told to stop (a pool's reused worker)
+    forensics: str = "off"  # what to record about the heap on a memory error
+    forensics_budget: float = 2.0  # seconds the heap walk may take
+
+
+_spec = ChildSpec(None, None, None, "")
+#: The zygote's heap, counted by the zygote before it forked us (see ``take_baseline``):
+#: the task's own heap is this plus what the task made, so growth is measured from here
+#: without a per-task count.
+baseline: Any = None
+
+
+def take_baseline() -> None:
+    """Called in the zygote: count its heap once, for every child it forks next."""
+    global baseline
+    # Imported now, what formatting the breach's traceback needs (3.11's traceback
+    # imports ast for its carets) is not counted as the task's growth.
+    import ast  # noqa: F401
+    import traceback  # noqa: F401
+
+    from . import forensics
+
+    gc.unfreeze()  # frozen objects are invisible to gc.get_objects(); we re-freeze at fork
+    baseline = forensics.take_baseline()
 
 
 _armed = False
@@ -125,8 +149,9 @@ def _prepare(spec: ChildSpec, stdio: list[int], inherited: list[int]) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (spec.rlimit_data, resource.RLIM_INFINITY))
     if spec.cwd != os.getcwd():
         os.chdir(spec.cwd)
-    global _limit
+    global _limit, _spec
     _limit = spec.limit or 0
+    _spec = spec
     signal.signal(BREACH_SIGNAL, _on_breach)
 
 
@@ -177,8 +202,12 @@ def _run_task(body: bytes) -> tuple[int, bytes]:
     return tag, payload
 
 
+_task_started = (0.0, 0.0)
+
+
 def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    global _armed
+    global _armed, _task_started
+    _task_started = (time.monotonic(), time.time())
     _armed = True
     try:
         return fn(*args, **kwargs)
@@ -202,5 +231,19 @@ def _pack_exception(exc: BaseException) -> bytes:
 
 
 def _heap_forensics(exc: BaseException) -> dict[str, Any] | None:
-    """Filled in by the forensics collectors for memory errors; None for everything else."""
-    return None
+    """What held the memory and who kept it alive, walked here, where only the child
+    can: for memory errors, within the headroom below the hard cap and a time budget."""
+    if _spec.forensics == "off" or not isinstance(exc, MemoryError):
+        return None
+    from . import forensics
+
+    # What the zygote froze before forking us (module caches, classes) must be visible
+    # to the heap walk: the chains that keep the task's data alive start there.
+    gc.unfreeze()
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if baseline is not None:
+        baseline.started, baseline.wall = _task_started
+    return forensics.collect(level=_spec.forensics, frame=tb.tb_frame if tb else None,
+                             baseline=baseline, time_budget=_spec.forensics_budget)

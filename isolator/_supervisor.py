@@ -118,6 +118,7 @@ class Supervisor:
             cgroup_procs=slot.procs_file if slot is not None else None,
             cwd=os.getcwd(),
             reuse=worker is not None,
+            forensics=limits.forensics if limits.max_mem is not None else "off",
         )
         self._tasks[task.id] = task
         self._selector.register(ours, selectors.EVENT_READ, task)

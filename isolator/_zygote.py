@@ -50,6 +50,7 @@ class _Zygote:
         self.tasks: dict[int, int] = {}  # child pid -> task id
         self.warmed: set[str] = set()
         self.spare: tuple[int, socket.socket] | None = None
+        self.baseline_stale = True
 
     def send(self, *message: Any) -> None:
         self.ctrl.send(pickle.dumps(message))
@@ -82,6 +83,11 @@ class _Zygote:
                 sys.path[:] = sys_path
             if self.warm_up(warm) or sys_path is not None:
                 self.drop_spare()  # it was forked without what this task needs
+                self.baseline_stale = True
+            if spec.forensics != "off" and self.baseline_stale:
+                self.drop_spare()
+                _child.take_baseline()
+                self.baseline_stale = False
             pid = self.hand_to_spare(spec, fds) or self.fork_child(spec, fds)
             try:
                 os.setpgid(pid, pid)

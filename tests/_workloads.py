@@ -192,3 +192,12 @@ def hoard(mib: int) -> int:
 
 def my_pid(_: object = None) -> int:
     return os.getpid()
+
+
+_CACHE: dict[str, bytearray] = {}
+
+
+def leak_into_module_cache(limit_mib: int, secret: str) -> None:
+    """Fill a module-level dict, keyed by data, until the cap stops it."""
+    for i in range(4 * limit_mib):
+        _CACHE[f"{secret}-{i}"] = bytearray(b"\x01") * MiB

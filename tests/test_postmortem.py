@@ -37,8 +37,10 @@ def test_every_breach_has_a_written_report(tmp_path: Path, fn: Any,
     assert {p.name for p in Path(report.path).iterdir()} == {
         "report.json", "report.txt", "report.html"}
     assert load(report.path).to_dict() == report.to_dict()
-    if info.value.kind != "soft":
+    if info.value.kind in ("hard", "kernel-oom"):
         assert "heap" in report.missing  # the child could not walk its heap: say why
+    else:
+        assert "heap" in report.sections  # it could, and did
 
 
 @pytest.mark.timeout(60)
@@ -70,3 +72,37 @@ def test_pool_breaches_have_reports(tmp_path: Path) -> None:
     assert isinstance(exc, MemoryLimitExceeded) and isinstance(exc.report, Report)
     assert exc.report.function.endswith("grow_numpy")
     assert exc.report.path is not None
+
+
+@pytest.mark.timeout(60)
+def test_the_report_names_who_keeps_the_memory_alive() -> None:
+    with pytest.raises(MemoryLimitExceeded) as info:
+        isolated(max_mem=CAP, report_dir=None)(w.leak_into_module_cache)(64, "row")
+    report = info.value.report
+    if info.value.kind != "soft":
+        pytest.skip("the hard cap acted first: no heap walk to check this time")
+    text = str(report)
+    assert "_workloads._CACHE" in text
+    assert "who keeps it alive" in text and "bytearray" in text
+    assert "_workloads._CACHE" in report.to_html()
+
+
+@pytest.mark.timeout(60)
+def test_types_level_records_no_values_from_the_data() -> None:
+    with pytest.raises(MemoryLimitExceeded) as info:
+        isolated(max_mem=CAP, report_dir=None, forensics="types")(
+            w.leak_into_module_cache)(64, "SECRET-VALUE-123")
+    if info.value.kind != "soft":
+        pytest.skip("the hard cap acted first: no heap walk to check this time")
+    import json
+
+    heap = json.dumps(info.value.report.sections["heap"])
+    assert "SECRET-VALUE-123" not in heap
+    assert "_workloads._CACHE" in heap
+
+
+@pytest.mark.timeout(60)
+def test_forensics_off_sends_no_heap() -> None:
+    with pytest.raises(MemoryLimitExceeded) as info:
+        isolated(max_mem=CAP, report_dir=None, forensics="off")(w.grow_python_objects)(64)
+    assert "heap" not in info.value.report.sections

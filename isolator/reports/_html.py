@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._units import format_size
+from ._heap import html_block as heap_html
 from ._text import KIND_MEANING, exit_text, overshoot_text, sample_rows, where_lines
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def render(report: Report) -> str:
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(title)} exceeded its memory cap</h1>",
         _verdict(report),
+        heap_html(report.sections["heap"]) if isinstance(report.sections.get("heap"), dict)
+        else "",
         "<h2>Memory timeline</h2>",
         chart(report),
         _samples(report),

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._units import format_size
+from ._heap import text_lines as heap_text_lines
 
 if TYPE_CHECKING:
     from ._model import Report
@@ -125,6 +126,9 @@ def render(report: Report) -> str:
     if where:
         out.append("  where      " + where[0].strip())
         out.extend("             " + line for line in where[1:])
+    heap = report.sections.get("heap")
+    if isinstance(heap, dict):
+        out.extend(heap_text_lines(heap))
     out.append("")
     out.extend(_timeline_lines(report))
     out.append("")

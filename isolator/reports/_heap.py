@@ -1,0 +1,105 @@
+"""The heap section of a report (what the child found when it crossed its cap), in the
+order a reader needs it: who keeps the memory alive, what it is, what grew, which
+locals were big. Shared by the text and HTML renderers; every value is optional."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from .._units import format_size
+
+ROWS = 8
+
+
+def _size(value: object) -> str:
+    return format_size(value) if isinstance(value, (int, float)) else "?"
+
+
+def held_by(heap: dict[str, Any]) -> str | None:
+    """One line: Python objects or native allocations, with the numbers."""
+    py = heap.get("python_heap")
+    if not isinstance(py, dict):
+        return None
+    share = py.get("python_share")
+    percent = f" ({share:.0%} of RSS)" if isinstance(share, float) else ""
+    return (f"{py.get('held_by', '?')}: Python objects {_size(py.get('python_bytes'))}"
+            f"{percent}, native {_size(py.get('native_bytes'))}, "
+            f"RSS {_size(py.get('rss_bytes'))}")
+
+
+def holder_rows(heap: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(size, what, kept alive by) for the biggest containers."""
+    section = heap.get("holders")
+    rows = []
+    for holder in (section or {}).get("holders", [])[:ROWS]:
+        container = holder.get("container", {})
+        what = str(container.get("type", "?")).removeprefix("builtins.")
+        if container.get("len") is not None:
+            what += f" of {container['len']} items"
+        types = holder.get("objects", {}).get("types") or []
+        if types:
+            what += " (" + ", ".join(str(t).removeprefix("builtins.") for t in types[:3]) + ")"
+        rows.append((_size(holder.get("bytes")), what, str(holder.get("path", "?"))))
+    return rows
+
+
+def type_rows(heap: dict[str, Any]) -> list[tuple[str, str, str]]:
+    section = heap.get("types") or {}
+    return [(str(t.get("type", "?")), str(t.get("count", "?")), _size(t.get("bytes")))
+            for t in section.get("top", [])[:ROWS]]
+
+
+def growth_rows(heap: dict[str, Any]) -> list[tuple[str, str, str]]:
+    section = heap.get("growth") or {}
+    return [(str(t.get("type", "?")), str(t.get("before", "?")), f"+{t.get('delta', '?')}")
+            for t in section.get("top", [])[:ROWS]]
+
+
+def local_rows(heap: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    section = heap.get("locals") or {}
+    return [(str(t.get("name", "?")), str(t.get("frame", "?")),
+             str(t.get("type", "?")).removeprefix("builtins."), _size(t.get("bytes")))
+            for t in section.get("top", [])[:ROWS]]
+
+
+def text_lines(heap: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    line = held_by(heap)
+    if line:
+        out += ["", f"held by    {line}"]
+    blocks: list[tuple[str, list[tuple[str, ...]]]] = [
+        ("who keeps it alive", list(holder_rows(heap))),
+        ("what holds the memory (biggest types)", list(type_rows(heap))),
+        ("what grew since the task started (objects gc tracks)", list(growth_rows(heap))),
+        ("biggest locals of the running frames", list(local_rows(heap))),
+    ]
+    for title, rows in blocks:
+        if rows:
+            out += ["", title]
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                    for r in rows]
+    return out
+
+
+def html_block(heap: dict[str, Any]) -> str:
+    e = html.escape
+    parts: list[str] = []
+    line = held_by(heap)
+    if line:
+        parts.append(f"<p><b>held by</b> {e(line)}</p>")
+    tables: list[tuple[str, list[str], list[tuple[str, ...]]]] = [
+        ("Who keeps it alive", ["size", "what", "kept alive by"], list(holder_rows(heap))),
+        ("What holds the memory", ["type", "count", "bytes"], list(type_rows(heap))),
+        ("What grew since the task started", ["type", "before", "growth"],
+         list(growth_rows(heap))),
+        ("Biggest locals", ["name", "frame", "type", "bytes"], list(local_rows(heap))),
+    ]
+    for title, head, rows in tables:
+        if rows:
+            cells = "".join(f"<th>{e(h)}</th>" for h in head)
+            body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
+                           for r in rows)
+            parts.append(f"<h2>{e(title)}</h2><table><tr>{cells}</tr>{body}</table>")
+    return "\n".join(parts)
