@@ -37,6 +37,7 @@ class ChildSpec(NamedTuple):
     reuse: bool = False  # serve task after task until told to stop (a pool's reused worker)
     forensics: str = "off"  # what to record about the heap on a memory error
     forensics_budget: float = 2.0  # seconds the heap walk may take
+    capture: str | None = None  # memray capture file of the deep level, or None
 
 
 _spec = ChildSpec(None, None, None, "")
@@ -208,11 +209,18 @@ _task_started = (0.0, 0.0)
 def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     global _armed, _task_started
     _task_started = (time.monotonic(), time.time())
+    tracker = None
+    if _spec.capture is not None:
+        from . import _native
+
+        tracker = _native.start(_spec.capture)
     _armed = True
     try:
         return fn(*args, **kwargs)
     finally:
         _armed = False
+        if tracker is not None:
+            tracker.__exit__(None, None, None)
 
 
 def _pack_exception(exc: BaseException) -> bytes:
@@ -245,5 +253,18 @@ def _heap_forensics(exc: BaseException) -> dict[str, Any] | None:
         tb = tb.tb_next
     if baseline is not None:
         baseline.started, baseline.wall = _task_started
-    return forensics.collect(level=_spec.forensics, frame=tb.tb_frame if tb else None,
-                             baseline=baseline, time_budget=_spec.forensics_budget)
+    level, skipped = _spec.forensics, None
+    headroom = (_spec.limit or 0) - self_rss()
+    if level == "deep" and headroom < HEAPY_HEADROOM:
+        # heapy's partition can take ~200 MiB; past the hard cap we would lose it all.
+        level = "default"
+        skipped = (f"heapy's partition needs about {HEAPY_HEADROOM >> 20} MiB of headroom "
+                   f"below the cap and {max(headroom, 0) >> 20} MiB was left: lower soft_mem")
+    result = forensics.collect(level=level, frame=tb.tb_frame if tb else None,
+                               baseline=baseline, time_budget=_spec.forensics_budget)
+    if skipped:
+        result.setdefault("missing", {})["heapy"] = skipped
+    return result
+
+
+HEAPY_HEADROOM = 256 << 20

@@ -27,7 +27,9 @@ _WHY_NO_HEAP = {
 
 
 def report_for(exc: MemoryLimitExceeded, *, function: str, started_at: float,
-               wall_time: float, limits: Limits, heap: dict[str, Any] | None) -> Any:
+               wall_time: float, limits: Limits, heap: dict[str, Any] | None,
+               native: dict[str, Any] | None = None,
+               native_missing: str | None = None, soft_signalled: bool = False) -> Any:
     """Build the report of one breach, write it and hand it to ``on_report``."""
     from .reports import Report
 
@@ -36,9 +38,20 @@ def report_for(exc: MemoryLimitExceeded, *, function: str, started_at: float,
     if heap is not None:
         report.sections["heap"] = heap
         report.missing.update(heap.get("missing", {}))
+    elif soft_signalled and exc.kind in ("hard", "kernel-oom"):
+        report.missing.setdefault(
+            "heap", "the child passed its soft limit and was told to report, but the tree "
+                    "reached the hard cap before the report was sent (killed while it "
+                    "walked its heap, or still growing): leave more room below max_mem "
+                    "with a lower soft_mem")
     else:
         report.missing.setdefault(
             "heap", _WHY_NO_HEAP.get(exc.kind, "the child sent no heap forensics"))
+    if native is not None and "error" not in native:
+        report.sections["native"] = native
+    elif limits.forensics == "deep":
+        report.missing["native"] = (native or {}).get("error") or native_missing or \
+            "the child left no memray capture"
     _write(report, limits)
     if limits.on_report is not None:
         try:

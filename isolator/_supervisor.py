@@ -43,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from . import _platform
+from . import _native, _platform
 from ._child import ChildSpec
 from ._errors import (
     ConfigurationError,
@@ -112,6 +112,13 @@ class Supervisor:
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
         task = Task(next(self._ids), limits, ours, payload, slot, name, worker)
+        if limits.forensics == "deep" and limits.max_mem is not None and worker is None:
+            if _native.available():
+                task.capture = _native.capture_path()
+                warm = (*warm, "memray")
+            else:
+                task.native_missing = ("native tracking needs memray: "
+                                       "pip install 'isolator[memray]'")
         spec = ChildSpec(
             limit=limits.max_mem,
             rlimit_data=limits.max_mem if limits.rlimit_data else None,
@@ -119,6 +126,7 @@ class Supervisor:
             cwd=os.getcwd(),
             reuse=worker is not None,
             forensics=limits.forensics if limits.max_mem is not None else "off",
+            capture=task.capture,
         )
         self._tasks[task.id] = task
         self._selector.register(ours, selectors.EVENT_READ, task)
@@ -307,7 +315,9 @@ class Supervisor:
             alive, pid = task.read_some()
             if pid is not None:
                 self._on_hello(task, pid)
-            if task.message is not None and not task.resolved:
+            # With a memray capture the report waits for the exit: the file is complete
+            # only once the child is gone.
+            if task.message is not None and not task.resolved and task.capture is None:
                 self._resolve(task)
             if task.idle_rss is not None and task.hooks is not None and not task.done:
                 rss, task.idle_rss = task.idle_rss, None
@@ -354,12 +364,21 @@ class Supervisor:
         task.resolved = True
         ok, value, heap = resolve(self._facts(task, oom_killed))
         task.future.peak = task.watch.peak if task.watch is not None else 0
+        native = None
+        if task.capture is not None:
+            capture, task.capture = task.capture, None
+            if isinstance(value, MemoryLimitExceeded):
+                native = _native_sites(capture)
+            else:
+                _native.discard(capture)
         if isinstance(value, MemoryLimitExceeded):
             if task.watch is not None:
                 value.timeline = list(task.watch.timeline)
             value.report = report_for(
                 value, function=task.name, started_at=task.started_at,
                 wall_time=time.monotonic() - task.t0, limits=task.limits, heap=heap,
+                native=native, native_missing=task.native_missing,
+                soft_signalled=task.watch is not None and task.watch.soft_sent,
             )
         if task.future.set_running_or_notify_cancel():
             if ok:
@@ -462,6 +481,13 @@ class Supervisor:
         if self._cgroups is not None:
             self._cgroups.close()
         done.set()
+
+
+def _native_sites(capture: str) -> dict[str, Any]:
+    try:
+        return _native.read(capture)
+    except Exception as exc:  # noqa: BLE001 - a report without this part beats none
+        return {"error": f"the memray capture could not be read: {exc}"}
 
 
 def _shut_write(task: Task) -> None:

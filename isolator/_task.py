@@ -52,6 +52,8 @@ class Task:
         self.tasks_done = 0
         self.baseline_rss = 0
         self.tainted = False  # a reused worker whose task breached: never reused again
+        self.capture: str | None = None  # memray capture of the deep forensics level
+        self.native_missing: str | None = None  # why the deep level has no capture
         if hooks is not None:
             self.future.worker = self
         self.pid: int | None = None

@@ -201,3 +201,13 @@ def leak_into_module_cache(limit_mib: int, secret: str) -> None:
     """Fill a module-level dict, keyed by data, until the cap stops it."""
     for i in range(4 * limit_mib):
         _CACHE[f"{secret}-{i}"] = bytearray(b"\x01") * MiB
+
+
+def one_big_c_call(mib: int) -> None:
+    """One memset of ``mib`` MiB with the GIL held: no Python runs until it is done."""
+    libc = ctypes.PyDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    block = libc.malloc(mib * MiB)
+    libc.memset(block, 1, mib * MiB)

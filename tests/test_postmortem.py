@@ -106,3 +106,28 @@ def test_forensics_off_sends_no_heap() -> None:
     with pytest.raises(MemoryLimitExceeded) as info:
         isolated(max_mem=CAP, report_dir=None, forensics="off")(w.grow_python_objects)(64)
     assert "heap" not in info.value.report.sections
+
+
+@pytest.mark.timeout(90)
+def test_deep_level_names_allocation_sites_even_after_sigkill() -> None:
+    pytest.importorskip("memray")
+    # One C call past the cap: the soft signal cannot be handled, the tree is SIGKILLed,
+    # and the sites still come from the capture the child left behind.
+    with pytest.raises(MemoryLimitExceeded) as info:
+        isolated(max_mem=CAP, report_dir=None, forensics="deep")(w.hoard)(256)
+    report = info.value.report
+    assert info.value.kind in ("hard", "soft")
+    sites = report.sections["native"]["high_water_mark"]
+    assert any("hoard (_workloads.py" in frame for site in sites for frame in site["stack"])
+    assert "where it was allocated" in str(report)
+    if info.value.kind == "hard":
+        assert "heap" in report.missing
+
+
+@pytest.mark.timeout(60)
+def test_a_breach_inside_one_c_call_still_leaves_a_report(tmp_path: Path) -> None:
+    with pytest.raises(MemoryLimitExceeded) as info:
+        isolated(max_mem=CAP, report_dir=tmp_path)(w.one_big_c_call)(256)
+    assert info.value.kind == "hard" and info.value.signal == "SIGKILL"
+    report = info.value.report
+    assert report.path is not None and "heap" in report.missing and report.timeline

@@ -63,6 +63,44 @@ def local_rows(heap: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             for t in section.get("top", [])[:ROWS]]
 
 
+def native_rows(native: dict[str, Any], key: str) -> list[tuple[str, str, str]]:
+    """(size, allocations, where) from memray's sites: innermost frame first."""
+    return [(_size(site.get("bytes")), str(site.get("allocations", "?")),
+             " <- ".join(site.get("stack", [])[:3]) or "?")
+            for site in native.get(key, [])[:ROWS]]
+
+
+NATIVE_TABLES = (
+    ("where it was allocated, at the high-water mark (memray)", "high_water_mark"),
+    ("allocations still live when the child ended (memray)", "live_at_end"),
+)
+
+
+def native_text_lines(native: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for title, key in NATIVE_TABLES:
+        rows = native_rows(native, key)
+        if rows:
+            widths = [max(len(r[i]) for r in rows) for i in range(3)]
+            out += ["", title]
+            out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                    for r in rows]
+    return out
+
+
+def native_html(native: dict[str, Any]) -> str:
+    e = html.escape
+    parts = []
+    for title, key in NATIVE_TABLES:
+        rows = native_rows(native, key)
+        if rows:
+            body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
+                           for r in rows)
+            parts.append(f"<h2>{e(title[:1].upper() + title[1:])}</h2><table><tr><th>size</th>"
+                         f"<th>allocations</th><th>where</th></tr>{body}</table>")
+    return "\n".join(parts)
+
+
 def text_lines(heap: dict[str, Any]) -> list[str]:
     out: list[str] = []
     line = held_by(heap)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .._units import format_size
 from ._heap import html_block as heap_html
+from ._heap import native_html
 from ._text import KIND_MEANING, exit_text, overshoot_text, sample_rows, where_lines
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ def render(report: Report) -> str:
         _verdict(report),
         heap_html(report.sections["heap"]) if isinstance(report.sections.get("heap"), dict)
         else "",
+        native_html(report.sections["native"])
+        if isinstance(report.sections.get("native"), dict) else "",
         "<h2>Memory timeline</h2>",
         chart(report),
         _samples(report),

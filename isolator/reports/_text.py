@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._units import format_size
+from ._heap import native_text_lines
 from ._heap import text_lines as heap_text_lines
 
 if TYPE_CHECKING:
@@ -129,6 +130,9 @@ def render(report: Report) -> str:
     heap = report.sections.get("heap")
     if isinstance(heap, dict):
         out.extend(heap_text_lines(heap))
+    native = report.sections.get("native")
+    if isinstance(native, dict):
+        out.extend(native_text_lines(native))
     out.append("")
     out.extend(_timeline_lines(report))
     out.append("")
