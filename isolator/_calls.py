@@ -15,5 +15,12 @@ def with_initializer(initializer: Callable[..., Any], initargs: tuple[Any, ...],
 
 
 def run_chunk(fn: Callable[..., Any], chunk: Iterable[tuple[Any, ...]]) -> list[Any]:
-    """One unit of work of a ``map``: ``fn`` over a chunk of argument tuples."""
+    """One unit of work of a ``starmap`` (or a many-iterable ``map``): ``fn`` over a chunk
+    of argument tuples."""
     return [fn(*args) for args in chunk]
+
+
+def run_items(fn: Callable[..., Any], chunk: Iterable[Any]) -> list[Any]:
+    """One unit of work of a one-iterable ``map``: no argument tuple per item to build,
+    pickle and unpack."""
+    return [fn(item) for item in chunk]

@@ -46,7 +46,7 @@ def reuse_policy(max_tasks: int | None, recycle: recycle_base | None,
     return after or recycle
 
 
-def chunks(items: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk

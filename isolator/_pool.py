@@ -11,7 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from types import TracebackType
 from typing import Any
 
-from ._calls import run_chunk
+from ._calls import run_chunk, run_items
 from ._decorator import function_name
 from ._dispatch import Statistics
 from ._errors import WorkerLost
@@ -157,8 +157,8 @@ class IsolatedPool:
                   callback: Callable[[Any], object] | None = None,
                   error_callback: Callable[[BaseException], object] | None = None,
                   ) -> AsyncResult:
-        return self._map_async(func, [(x,) for x in iterable], chunksize, callback,
-                               error_callback)
+        return self._map_async(func, list(iterable), chunksize, callback, error_callback,
+                               runner=run_items)
 
     def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
                 chunksize: int | None = None) -> list[Any]:
@@ -172,15 +172,16 @@ class IsolatedPool:
         return self._map_async(func, [tuple(x) for x in iterable], chunksize, callback,
                                error_callback)
 
-    def _map_async(self, func: Callable[..., Any], argtuples: list[tuple[Any, ...]],
+    def _map_async(self, func: Callable[..., Any], argtuples: list[Any],
                    chunksize: int | None, callback: Callable[[Any], object] | None,
-                   error_callback: Callable[[BaseException], object] | None) -> AsyncResult:
+                   error_callback: Callable[[BaseException], object] | None,
+                   runner: Callable[..., list[Any]] = run_chunk) -> AsyncResult:
         self._check_running()
         if chunksize is None:  # as Pool.map: about four chunks per process
             chunksize, extra = divmod(len(argtuples), self._processes * 4)
             chunksize += 1 if extra else 0
         name = function_name(func)
-        futures = [self._executor._submit(run_chunk, (func, chunk), {}, name)
+        futures = [self._executor._submit(runner, (func, chunk), {}, name)
                    for chunk in chunks(argtuples, max(chunksize, 1))]
         return AsyncResult(futures, False, callback, error_callback)
 
@@ -199,7 +200,7 @@ class IsolatedPool:
         self._check_running()
         if chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
-        work = chunks(((x,) for x in iterable), chunksize)
+        work = chunks(iterable, chunksize)
         return _window(self._executor, func, work, 2 * self._processes, ordered)
 
     def close(self) -> None:
@@ -239,7 +240,7 @@ def _window(executor: IsolatedExecutor, func: Callable[..., Any],
     name = function_name(func)
     try:
         for chunk in work:
-            pending.append(executor._submit(run_chunk, (func, chunk), {}, name))
+            pending.append(executor._submit(run_items, (func, chunk), {}, name))
             while len(pending) >= size:
                 yield from _next_done(pending, ordered)
         while pending:

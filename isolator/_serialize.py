@@ -99,11 +99,15 @@ def dumps(obj: Any, *, what: str = "value", in_child: bool = False) -> bytes:
     return _dill_dumps(obj, what, first)
 
 
+class _DillPickle(bytes):
+    """A pickle that needs dill to load: known without scanning it again."""
+
+
 def _dill_dumps(obj: Any, what: str, first: Exception | None) -> bytes:
     import dill
 
     try:
-        return bytes(dill.dumps(obj, protocol=PROTOCOL, recurse=True))
+        return _DillPickle(dill.dumps(obj, protocol=PROTOCOL, recurse=True))
     except Exception as exc:  # noqa: BLE001 - dill was the last resort; say why it failed
         cause = first or exc
         raise SerializationError(
@@ -123,4 +127,4 @@ def loads(data: bytes, *, what: str = "value") -> Any:
 
 def needs_dill(data: bytes) -> bool:
     """Whether a pickle needs dill to load (the zygote imports it ahead of time then)."""
-    return b"dill._dill" in data
+    return isinstance(data, _DillPickle)
