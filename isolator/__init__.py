@@ -18,6 +18,7 @@ _HOME = {
     "IsolatedFunction": "._decorator",
     "IsolatedPool": "._pool",
     "IsolatorError": "._errors",
+    "LeakWarning": "._errors",
     "Limits": "._options",
     "MemoryLimitExceeded": "._errors",
     "PoolClosed": "._errors",
@@ -47,6 +48,7 @@ __all__ = [
     "IsolatedFunction",
     "IsolatedPool",
     "IsolatorError",
+    "LeakWarning",
     "Limits",
     "MemoryLimitExceeded",
     "PoolClosed",
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
     from ._errors import (
         ConfigurationError,
         IsolatorError,
+        LeakWarning,
         MemoryLimitExceeded,
         PoolClosed,
         RemoteTraceback,

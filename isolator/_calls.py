@@ -24,3 +24,17 @@ def run_items(fn: Callable[..., Any], chunk: Iterable[Any]) -> list[Any]:
     """One unit of work of a one-iterable ``map``: no argument tuple per item to build,
     pickle and unpack."""
     return [fn(item) for item in chunk]
+
+
+def leak_probe(level: str) -> dict[str, Any]:
+    """Run in a reused worker suspected of leaking: what it holds, grown since it started
+    (against the zygote's baseline, the worker's own start), and who keeps it alive."""
+    import gc
+
+    from . import _child, forensics
+
+    gc.unfreeze()  # the zygote's module-level containers are where leaks hang
+    try:
+        return forensics.collect(level=level, frame=None, baseline=_child.baseline)
+    finally:
+        gc.freeze()

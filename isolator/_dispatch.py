@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _serialize
+from ._calls import leak_probe
 from ._decorator import warm_modules
 from ._errors import ConfigurationError, MemoryLimitExceeded, PoolClosed, SerializationError
+from ._leakwatch import LeakWatch, leak_report
 from ._options import Limits, default_soft_limit
 from ._recycle import WorkerFacts, recycle_base
 from ._retry import RetryPolicy, record_attempts
@@ -40,6 +42,7 @@ class Statistics:
     cancelled: int
     retried: int
     recycled: int
+    leaks_suspected: int
     peak_admitted: int
     peak_rss: int
     peak_rss_per_task: list[int] = field(repr=False)
@@ -94,6 +97,8 @@ class Dispatcher:
         self.recycle = recycle  # None: a fresh child per unit; else reused workers
         self._idle_workers: deque[Task] = deque()
         self._live_workers = 0  # started and not yet exited, busy or idle
+        self._leaks = LeakWatch()
+        self._last_name: dict[int, str] = {}
         if budget is not None and limits.max_mem is not None and limits.max_mem > budget:
             raise ConfigurationError(
                 f"max_mem ({format_size(limits.max_mem)}) is larger than the pool's memory "
@@ -192,6 +197,11 @@ class Dispatcher:
 
     def on_idle(self, worker: Task, rss: int) -> None:
         assert self.recycle is not None
+        if self.limits.forensics != "off" and not worker.tainted:
+            history = self._leaks.suspect(worker, rss, self.limits.max_mem)
+            if history is not None:
+                self._examine(worker, history)
+                return
         facts = WorkerFacts(worker.tasks_done, worker.baseline_rss, rss)
         with self._lock:
             closed = self._closed and not self._pending
@@ -209,7 +219,24 @@ class Dispatcher:
             get_supervisor().submit(None, self.limits, (), "<worker>", worker=self)
         self._pump()
 
+    def _examine(self, worker: Task, history: list[int]) -> None:
+        """Walk a suspected leaker's heap as one more task, then report and warn."""
+        level = "types" if self.limits.forensics == "types" else "default"
+        payload = _serialize.dumps((leak_probe, (level,), {}))
+        probe = get_supervisor().run_on(worker, payload, self.limits, "<leak probe>")
+        name = self._last_name.get(worker.id, "<task>")
+
+        def done(future: Future[Any]) -> None:
+            heap = None if future.exception() is not None else future.result()
+            with self._lock:
+                self._counts["leaks_suspected"] += 1
+            leak_report(worker, name, history, heap, self.limits)
+
+        probe.add_done_callback(done)
+
     def on_exit(self, worker: Task) -> None:
+        self._leaks.forget(worker)
+        self._last_name.pop(worker.id, None)
         with self._lock:
             self._live_workers -= 1
             if worker in self._idle_workers:
@@ -225,8 +252,10 @@ class Dispatcher:
     def _inner_done(self, unit: _Unit, inner: Future[Any]) -> None:
         exc = inner.exception()
         worker = getattr(inner, "worker", None)
-        if worker is not None and isinstance(exc, MemoryLimitExceeded):
-            worker.tainted = True
+        if worker is not None:
+            self._last_name[worker.id] = unit.name
+            if isinstance(exc, MemoryLimitExceeded):
+                worker.tainted = True
         with self._lock:
             self._peaks.append(getattr(inner, "peak", 0))
             self._running.pop(unit.future, None)
@@ -341,6 +370,7 @@ class Dispatcher:
                 cancelled=counts.get("cancelled", 0),
                 retried=counts.get("retried", 0),
                 recycled=counts.get("recycled", 0),
+                leaks_suspected=counts.get("leaks_suspected", 0),
                 peak_admitted=self._peak_admitted,
                 peak_rss=max(self._peaks, default=0),
                 peak_rss_per_task=list(self._peaks),

@@ -150,3 +150,7 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return f'\n"""\n{self.tb}"""'
+
+
+class LeakWarning(RuntimeWarning):
+    """A reused worker's memory kept growing from task to task (a report was made)."""

@@ -52,13 +52,18 @@ def report_for(exc: MemoryLimitExceeded, *, function: str, started_at: float,
     elif limits.forensics == "deep":
         report.missing["native"] = (native or {}).get("error") or native_missing or \
             "the child left no memray capture"
+    deliver(report, limits)
+    return report
+
+
+def deliver(report: Any, limits: Limits) -> None:
+    """Write the report where ``limits`` says and hand it to ``on_report``."""
     _write(report, limits)
     if limits.on_report is not None:
         try:
             limits.on_report(report)
         except Exception:  # noqa: BLE001 - the user's hook must not hide the breach
             _log.exception("isolator: the on_report hook failed")
-    return report
 
 
 def _write(report: Any, limits: Limits) -> None:

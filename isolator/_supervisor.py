@@ -125,7 +125,9 @@ class Supervisor:
             cgroup_procs=slot.procs_file if slot is not None else None,
             cwd=os.getcwd(),
             reuse=worker is not None,
-            forensics=limits.forensics if limits.max_mem is not None else "off",
+            # A reused worker may be examined for leaks even without a cap.
+            forensics=limits.forensics if limits.max_mem is not None or worker is not None
+            else "off",
             capture=task.capture,
         )
         self._tasks[task.id] = task

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import wait
+from typing import Any
 
 import _workloads as w
 import pytest
@@ -91,3 +92,26 @@ def _runs(pids: list[int]) -> list[list[int]]:
         else:
             runs.append([pid])
     return runs
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_keeps_growing_is_reported_and_warned_about(tmp_path: Any) -> None:
+    import warnings
+
+    from isolator import LeakWarning
+    from isolator.reports import Report
+
+    seen: list[Report] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with IsolatedExecutor(1, max_tasks_per_child=100, report_dir=tmp_path,
+                              on_report=seen.append) as ex:
+            for _ in range(6):
+                ex.submit(w.hoard, 10).result()
+            stats = ex.statistics()
+    assert stats.leaks_suspected == 1
+    assert any(issubclass(c.category, LeakWarning) for c in caught)
+    (report,) = seen
+    assert report.kind == "leak-suspected" and report.path is not None
+    assert "suspected of leaking" in str(report)
+    assert "_workloads._HOARD" in str(report)  # who keeps it alive

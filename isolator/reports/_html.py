@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 from .._units import format_size
 from ._heap import html_block as heap_html
 from ._heap import native_html
-from ._text import KIND_MEANING, exit_text, overshoot_text, sample_rows, where_lines
+from ._text import (
+    KIND_MEANING,
+    cap_text,
+    exit_text,
+    headline,
+    overshoot_text,
+    sample_rows,
+    where_lines,
+)
 
 if TYPE_CHECKING:
     from ._model import Report
@@ -42,7 +50,7 @@ def render(report: Report) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{_e(title)} exceeded its memory cap</h1>",
+        f"<h1>isolator report: {_e(headline(report))}</h1>",
         _verdict(report),
         heap_html(report.sections["heap"]) if isinstance(report.sections.get("heap"), dict)
         else "",
@@ -66,7 +74,7 @@ def _verdict(report: Report) -> str:
     rows = [
         ("function", report.function),
         ("kind", f"{report.kind}: {KIND_MEANING.get(report.kind, 'unknown kind')}"),
-        ("cap", format_size(report.limit)),
+        ("cap", cap_text(report)),
         ("soft limit", format_size(report.soft_limit) if report.soft_limit else "not recorded"),
         ("peak", f"{format_size(report.peak)} ({overshoot_text(report)})"),
         ("wall time", f"{report.wall_time:.2f} s, started {started}"),

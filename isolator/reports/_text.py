@@ -30,10 +30,24 @@ KIND_MEANING = {
     "hard": "the supervisor killed the process tree at the cap",
     "kernel-oom": "the kernel's cgroup OOM killer ended the process tree",
     "rlimit": "an allocation was refused by RLIMIT_DATA and the child crashed",
+    "leak-suspected": "a reused worker's memory kept growing from task to task; nothing "
+                      "failed yet, the worker was examined where it stood",
 }
 
 
+def headline(report: Report) -> str:
+    if report.kind == "leak-suspected":
+        return f"{report.function} is suspected of leaking memory"
+    return f"{report.function} exceeded its memory cap"
+
+
+def cap_text(report: Report) -> str:
+    return format_size(report.limit) if report.limit > 0 else "none"
+
+
 def overshoot_text(report: Report) -> str:
+    if report.limit <= 0:
+        return "no cap was set"
     over = report.overshoot
     if over < 0:
         return f"{format_size(-over)} below the cap: stopped before reaching it"
@@ -116,9 +130,9 @@ def render(report: Report) -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.started_at))
     soft = f"  (soft limit {format_size(report.soft_limit)})" if report.soft_limit else ""
     out = [
-        f"isolator report: {report.function} exceeded its memory cap",
+        f"isolator report: {headline(report)}",
         f"  kind       {report.kind}: {KIND_MEANING.get(report.kind, 'unknown kind')}",
-        f"  cap        {format_size(report.limit)}{soft}",
+        f"  cap        {cap_text(report)}{soft}",
         f"  peak       {format_size(report.peak)}  ({overshoot_text(report)})",
         f"  wall time  {report.wall_time:.2f} s (started {started})",
         f"  process    pid {report.pid if report.pid is not None else '?'}, {exit_text(report)}",
@@ -154,7 +168,7 @@ def _timeline_lines(report: Report) -> list[str]:
          f"{len(points)} samples)"),
         "  " + sparkline(points),
         (f"  min {format_size(min(values))}   max {format_size(max(values))}   "
-         f"cap {format_size(report.limit)}"),
+         f"cap {cap_text(report)}"),
         "",
         f"  {'t (s)':>9}  {'memory':>11}  {'of cap':>6}",
     ]
