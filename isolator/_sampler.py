@@ -8,6 +8,8 @@ sampler runs in another process.
 
 The interval adapts: 10 ms while usage is low and flat, shrinking with the time the task
 would need at its current growth rate to reach the cap, down to 0.5 ms near the cap.
+The process tree is re-listed every 50 ms, every 10 ms past half the cap (a listing
+costs about three samples).
 Sampling is the one place isolator polls: the kernel offers no cheap RSS notification
 outside cgroups.
 """
@@ -25,7 +27,8 @@ from ._procfs import StatusReader, children
 
 SLOW = 0.010
 FAST = 0.0005
-TREE_SCAN = 0.010
+TREE_SCAN = 0.010  # how often the tree is re-listed near the cap (past half of it)
+TREE_SCAN_FAR = 0.050  # and far from it: listing costs three times a sample
 TIMELINE_POINTS = 2000
 
 
@@ -145,7 +148,8 @@ class Sampler:
                 self._wakeup.wait(interval)
 
     def _sample(self, w: Watch, now: float) -> float:
-        if now - w.last_scan >= TREE_SCAN:
+        near = w.limit is not None and w.last * 2 >= w.limit
+        if now - w.last_scan >= (TREE_SCAN if near else TREE_SCAN_FAR):
             w.scan(now)
         total = sum(reader.rss() for reader in w.readers.values())
         w.record(now, total)
