@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, NoReturn
 from . import _platform, _protocol, _serialize
 from ._errors import MemoryLimitExceeded, SerializationError
 from ._procfs import StatusReader, self_rss
+from ._units import format_size
 
 BREACH_SIGNAL = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
 
@@ -73,7 +74,7 @@ def _on_breach(signum: int, frame: FrameType | None) -> None:
         _armed = False
         peak = self_rss()
         raise MemoryLimitExceeded(
-            f"memory use passed the soft limit below the {_limit}-byte cap",
+            f"memory use passed the soft limit below the {format_size(_limit)} cap",
             limit=_limit,
             peak=peak,
             kind="soft",

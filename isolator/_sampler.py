@@ -7,7 +7,9 @@ tree at once with SIGKILL. This holds for native code that holds the GIL, becaus
 sampler runs in another process.
 
 The interval adapts: 10 ms while usage is low and flat, shrinking with the time the task
-would need at its current growth rate to reach the cap, down to 0.5 ms near the cap.
+would need at its current growth rate to reach the cap, down to 0.5 ms near the cap
+while it grows (2 ms while it holds steady there). Without a cap, 50 ms: the samples
+only draw the timeline.
 The process tree is re-listed every 50 ms, every 10 ms past half the cap (a listing
 costs about three samples).
 Sampling is the one place isolator polls: the kernel offers no cheap RSS notification
@@ -27,6 +29,8 @@ from ._procfs import StatusReader, children
 
 SLOW = 0.010
 FAST = 0.0005
+STEADY = 0.002  # near the cap but not growing: a spike from here is caught within 2 ms
+UNCAPPED = 0.050  # nothing to enforce: the samples only draw the timeline and the peak
 TREE_SCAN = 0.010  # how often the tree is re-listed near the cap (past half of it)
 TREE_SCAN_FAR = 0.050  # and far from it: listing costs three times a sample
 TIMELINE_POINTS = 2000
@@ -171,12 +175,12 @@ class Sampler:
     @staticmethod
     def _next_interval(w: Watch, now: float, total: int) -> float:
         if w.limit is None:
-            return SLOW
+            return UNCAPPED
         remaining = w.limit - total
-        if remaining <= w.limit // 5:
-            return FAST
         elapsed = now - w.last_time
         rate = (total - w.last) / elapsed if w.last_time and elapsed > 0 else 0.0
+        if remaining <= w.limit // 5:
+            return FAST if rate > 0 else STEADY
         if rate <= 0:
             return SLOW
         return max(FAST, min(SLOW, remaining / rate / 4))

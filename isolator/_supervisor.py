@@ -273,7 +273,8 @@ class Supervisor:
             self._commands.popleft()()
 
     def _on_ctrl(self) -> None:
-        assert self._ctrl is not None
+        if self._ctrl is None:  # shut down earlier in this same batch of events
+            return
         data = self._ctrl.recv(_RECV)
         if not data:
             self._zygote_lost()
