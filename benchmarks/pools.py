@@ -72,9 +72,13 @@ def reuse_throughput(n_map: int, n_submit: int) -> dict[str, float]:
     """Reused workers: a big map at automatic chunksize, then one submit per task."""
     items = list(range(n_map))
     rates = {}
+    # Both pools get their workers started first: Pool starts them in its constructor,
+    # IsolatedPool on first use.
     with IsolatedPool(2, maxtasksperchild=10**9) as pool:
+        pool.map(wl.square, range(4), 1)
         rates["IsolatedPool.map (reuse)"] = per_second(n_map, lambda: pool.map(wl.square, items))
     with FORK.Pool(2) as pool:
+        pool.map(wl.square, range(4), 1)
         rates["Pool.map"] = per_second(n_map, lambda: pool.map(wl.square, items))
     small = range(n_submit)
     with IsolatedExecutor(2, max_tasks_per_child=10**9) as ex:
