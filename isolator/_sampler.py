@@ -124,6 +124,7 @@ class Sampler:
 
     def watch(self, watch: Watch) -> None:
         watch.track(watch.pid)
+        watch.last_scan = time.monotonic()  # a child just started has no children to list
         with self._lock:
             idle = not self._watches
             self._watches[watch.pid] = watch

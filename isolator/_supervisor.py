@@ -29,6 +29,7 @@ import functools
 import heapq
 import itertools
 import logging
+import math
 import os
 import pickle
 import selectors
@@ -80,6 +81,8 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         self._timers: list[tuple[float, int, int, str]] = []
+        self._timer_lock = threading.Lock()
+        self._wake_at = math.inf  # when the loop's current select() returns at the latest
         self._ctrl: socket.socket | None = None
         self._zygote: subprocess.Popen[bytes] | None = None
         self._ready = threading.Event()
@@ -142,7 +145,9 @@ class Supervisor:
             theirs.close()
             for fd in opened:
                 os.close(fd)
-        self.call_soon(functools.partial(self._at_deadline, task))
+        # Most handshakes take a millisecond; the loop is woken for this deadline only
+        # when it would otherwise sleep past it.
+        self._at(time.monotonic() + limits.startup_timeout, task, "handshake")
         return task.future
 
     def run_on(self, task: Task, payload: bytes, limits: Limits, name: str) -> TaskFuture:
@@ -173,9 +178,6 @@ class Supervisor:
             self._at(time.monotonic() + limits.timeout, task, "timeout")
         if not task.write_some():
             self._selector.modify(task.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, task)
-
-    def _at_deadline(self, task: Task) -> None:
-        self._at(time.monotonic() + task.limits.startup_timeout, task, "handshake")
 
     def cancel(self, future: Future[Any]) -> None:
         """Kill the child behind ``future`` (SIGTERM, grace, SIGKILL)."""
@@ -432,16 +434,30 @@ class Supervisor:
     # -- timers ------------------------------------------------------------------------
 
     def _at(self, when: float, task: Task, what: str) -> None:
+        """Add a timer (any thread); the loop is woken only if it would sleep past it."""
         # Keyed by the job too: a reused worker's old timeout must not hit its next task.
-        heapq.heappush(self._timers, (when, next(self._ids), task.id, f"{what}:{task.job}"))
+        entry = (when, next(self._ids), task.id, f"{what}:{task.job}")
+        with self._timer_lock:
+            heapq.heappush(self._timers, entry)
+            wake = when < self._wake_at
+        if wake and threading.current_thread() is not self._thread:
+            self.call_soon(_nothing)
 
     def _next_timer(self) -> float | None:
-        return max(0.0, self._timers[0][0] - time.monotonic()) if self._timers else None
+        with self._timer_lock:
+            if not self._timers:
+                self._wake_at = math.inf
+                return None
+            self._wake_at = self._timers[0][0]
+            return max(0.0, self._wake_at - time.monotonic())
 
     def _run_timers(self) -> None:
         now = time.monotonic()
-        while self._timers and self._timers[0][0] <= now:
-            _, _, task_id, label = heapq.heappop(self._timers)
+        while True:
+            with self._timer_lock:
+                if not self._timers or self._timers[0][0] > now:
+                    return
+                _, _, task_id, label = heapq.heappop(self._timers)
             task = self._tasks.get(task_id)
             what, job = label.split(":")
             if task is None or task.done or int(job) != task.job or \
@@ -484,6 +500,10 @@ class Supervisor:
         if self._cgroups is not None:
             self._cgroups.close()
         done.set()
+
+
+def _nothing() -> None:
+    """A command that only wakes the loop, so it recomputes its next timer."""
 
 
 def _native_sites(capture: str) -> dict[str, Any]:
