@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from . import __version__
+from . import __version__, _cli_commands
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -49,6 +49,21 @@ COMMANDS: dict[str, Command] = {
         help="process six fake partitions, one of which leaks until its 128 MB cap stops it",
         add_arguments=_demo_arguments,
         run=_demo,
+    ),
+    "run": Command(
+        help="call MODULE:FUNC once in an isolated child; print its result as JSON",
+        add_arguments=_cli_commands.run_arguments,
+        run=_cli_commands.run,
+    ),
+    "report": Command(
+        help="render a saved post-mortem report as text, JSON or HTML",
+        add_arguments=_cli_commands.report_arguments,
+        run=_cli_commands.report,
+    ),
+    "reports": Command(
+        help="list saved reports, newest first: time, kind, peak, function, path",
+        add_arguments=_cli_commands.reports_arguments,
+        run=_cli_commands.reports,
     ),
 }
 

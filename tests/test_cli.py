@@ -1,0 +1,68 @@
+"""The command line, driven as a user drives it: a subprocess, exit codes, files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+
+
+def isolator(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}",
+           "ISOLATOR_REPORT_DIR": str(cwd / "reports")}
+    return subprocess.run([sys.executable, "-m", "isolator", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_run_prints_the_result_as_json(tmp_path: Path) -> None:
+    done = isolator("run", "_workloads:add", "2", "40", "--max-mem", "64MB", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == 42
+
+
+def test_run_a_breach_exits_1_with_the_report(tmp_path: Path) -> None:
+    done = isolator("run", "_workloads:grow_numpy", "64", "--max-mem", "64MiB", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "exceeded its memory cap" in done.stderr and "report.html" in done.stderr
+    reports = list((tmp_path / "reports").iterdir())
+    assert len(reports) == 1
+
+    listed = isolator("reports", str(tmp_path / "reports"), cwd=tmp_path)
+    assert listed.returncode == 0 and "grow_numpy" in listed.stdout
+
+    for fmt, marker in (("text", "isolator report"), ("json", '"schema"'), ("html", "<svg")):
+        shown = isolator("report", str(reports[0]), "--format", fmt, cwd=tmp_path)
+        assert shown.returncode == 0 and marker in shown.stdout
+    out = tmp_path / "r.html"
+    assert isolator("report", str(reports[0]), "--format", "html", "-o", str(out),
+                    cwd=tmp_path).returncode == 0
+    assert "<svg" in out.read_text()
+    again = isolator("report", str(reports[0]), "-o", str(out), cwd=tmp_path)
+    assert again.returncode == 2 and "nothing was overwritten" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("run", "no_such_module:f"), "cannot import module"),
+        (("run", "_workloads:no_such_function"), "has no"),
+        (("run", "_workloads"), "MODULE:FUNCTION"),
+        (("run", "_workloads:echo", "--max-mem", "lots"), "is not a size"),
+        (("run", "_workloads:echo", "not-json"), "is not JSON"),
+        (("report", "missing-report"), "cannot read a report"),
+        (("reports", "no-such-dir"), "no report directory"),
+        (("frobnicate",), "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...],
+                                          says: str) -> None:
+    done = isolator(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert says in done.stderr
