@@ -55,6 +55,11 @@ COMMANDS: dict[str, Command] = {
         add_arguments=_cli_commands.run_arguments,
         run=_cli_commands.run,
     ),
+    "exec": Command(
+        help="run any program under the cap (a Python script runs inside the child)",
+        add_arguments=_cli_commands.exec_arguments,
+        run=_cli_commands.exec_,
+    ),
     "report": Command(
         help="render a saved post-mortem report as text, JSON or HTML",
         add_arguments=_cli_commands.report_arguments,

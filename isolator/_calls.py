@@ -38,3 +38,25 @@ def leak_probe(level: str) -> dict[str, Any]:
         return forensics.collect(level=level, frame=None, baseline=_child.baseline)
     finally:
         gc.freeze()
+
+
+def exec_program(argv: list[str]) -> int:
+    """Run a program as this child's own child: the cap covers the whole tree."""
+    import subprocess
+
+    return subprocess.run(argv, check=False).returncode
+
+
+def run_script(path: str, argv: list[str]) -> int:
+    """Run a Python script in this very process, as ``python script.py`` would, so a
+    breach gets the full forensics; its exit status is returned."""
+    import runpy
+    import sys
+
+    sys.argv = [path, *argv]
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0

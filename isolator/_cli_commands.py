@@ -91,6 +91,57 @@ def _json_argument(text: str) -> Any:
                          f"'\"{text}\"'") from exc
 
 
+def exec_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-mem", metavar="SIZE", required=True)
+    parser.add_argument("--timeout", metavar="S", type=float)
+    parser.add_argument("--report-dir", metavar="DIR")
+    parser.add_argument("program", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+
+
+def exec_(args: argparse.Namespace) -> int:
+    """Any program under the cap; a Python script runs inside the child itself."""
+    from ._calls import exec_program, run_script
+    from ._decorator import isolated
+
+    command = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not command:
+        print("isolator exec: give the command after --, e.g. isolator exec --max-mem 1GB "
+              "-- python job.py", file=sys.stderr)
+        return EXIT_USAGE
+    options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout}
+    if args.report_dir:
+        options["report_dir"] = args.report_dir
+    script = _python_script(command)
+    try:
+        if script is not None:
+            if not os.path.isfile(script[0]):
+                raise UsageError(f"no script at {script[0]}")
+            code = isolated(**options)(run_script)(os.path.abspath(script[0]), script[1:])
+        else:
+            code = isolated(**options)(exec_program)(command)
+    except (UsageError, ConfigurationError) as exc:
+        print(f"isolator exec: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryLimitExceeded as exc:
+        saved: Any = exc.report
+        print(f"isolator exec: {' '.join(command)} exceeded its memory cap ({exc.kind})",
+              file=sys.stderr)
+        print(saved, file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - say how the program ended
+        print(f"isolator exec: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return int(code)
+
+
+def _python_script(command: list[str]) -> list[str] | None:
+    """``[script, args...]`` when the command is ``python[3] script.py ...``."""
+    if len(command) >= 2 and os.path.basename(command[0]).startswith("python") \
+            and command[1].endswith(".py"):
+        return command[1:]
+    return None
+
+
 def report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="a report directory or its report.json")
     parser.add_argument("--format", choices=("text", "json", "html"), default="text")

@@ -66,3 +66,28 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...],
     done = isolator(*args, cwd=tmp_path)
     assert done.returncode == 2
     assert says in done.stderr
+
+
+def test_exec_a_program_and_a_python_script(tmp_path: Path) -> None:
+    done = isolator("exec", "--max-mem", "64MB", "--", "sh", "-c", "exit 3", cwd=tmp_path)
+    assert done.returncode == 3
+    script = tmp_path / "job.py"
+    script.write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(0)\n")
+    done = isolator("exec", "--max-mem", "64MB", "--", "python", str(script), "a", cwd=tmp_path)
+    assert done.returncode == 0 and "args ['a']" in done.stdout
+
+
+def test_exec_a_script_that_leaks_gets_the_full_report(tmp_path: Path) -> None:
+    script = tmp_path / "leaky.py"
+    script.write_text("CACHE = []\nwhile True:\n    CACHE.append(bytearray(b'x') * 2**20)\n")
+    done = isolator("exec", "--max-mem", "64MiB", "--", "python", str(script), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "exceeded its memory cap" in done.stderr
+    if "(soft)" in done.stderr:
+        assert "who keeps it alive" in done.stderr and "CACHE" in done.stderr
+
+
+def test_exec_a_program_past_the_cap_is_killed(tmp_path: Path) -> None:
+    hog = f"{sys.executable} -c \"b = bytearray(b'x') * (512 * 2**20)\""
+    done = isolator("exec", "--max-mem", "64MiB", "--", "sh", "-c", hog, cwd=tmp_path)
+    assert done.returncode == 1 and "exceeded its memory cap" in done.stderr
