@@ -55,6 +55,11 @@ COMMANDS: dict[str, Command] = {
         add_arguments=_cli_commands.run_arguments,
         run=_cli_commands.run,
     ),
+    "map": Command(
+        help="MODULE:FUNC over every line of a JSON-lines file, resumable from its journal",
+        add_arguments=_cli_commands.map_arguments,
+        run=_cli_commands.map_,
+    ),
     "exec": Command(
         help="run any program under the cap (a Python script runs inside the child)",
         add_arguments=_cli_commands.exec_arguments,

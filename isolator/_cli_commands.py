@@ -142,6 +142,63 @@ def _python_script(command: list[str]) -> list[str] | None:
     return None
 
 
+def map_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("function", metavar="MODULE:FUNC")
+    parser.add_argument("input", metavar="INPUT.jsonl", help="one JSON value per line")
+    parser.add_argument("--workers", type=int, default=None, metavar="N")
+    parser.add_argument("--max-mem", metavar="SIZE")
+    parser.add_argument("--timeout", metavar="S", type=float)
+    parser.add_argument("--retries", metavar="K", type=int, default=0)
+    parser.add_argument("--escalate", metavar="FACTOR", type=float)
+    parser.add_argument("--journal", metavar="FILE",
+                        help="SQLite journal (default: OUT.journal.sqlite next to --out)")
+    parser.add_argument("--out", metavar="FILE", help="default: INPUT.out.jsonl")
+    parser.add_argument("--report-dir", metavar="DIR")
+
+
+def map_(args: argparse.Namespace) -> int:
+    """Every input line through MODULE:FUNC in isolated children; resumable."""
+    import tenacity
+
+    from ._batch import BatchError, default_journal, open_batch, run_batch, summary
+    from ._executor import IsolatedExecutor
+    from ._retry import escalate_memory, retry_if_worker_lost
+
+    out = args.out or f"{args.input}.out.jsonl"
+    started = time.monotonic()
+    try:
+        fn = resolve_function(args.function)
+        options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout}
+        if args.report_dir:
+            options["report_dir"] = args.report_dir
+        if args.retries < 0:
+            raise UsageError(f"--retries {args.retries}: give 0 or more")
+        if args.retries or args.escalate:
+            options["retry"] = retry_if_worker_lost()
+            options["stop"] = tenacity.stop_after_attempt(args.retries + 1)
+            if args.escalate:
+                options["escalate"] = escalate_memory(args.escalate)
+        executor = IsolatedExecutor(args.workers, **options)
+        journal = open_batch(args.function, args.input, out,
+                             args.journal or default_journal(out))
+    except (UsageError, ConfigurationError, BatchError) as exc:
+        print(f"isolator map: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ok, failed, skipped = run_batch(fn, args.input, out, journal, executor,
+                                        window=2 * executor._dispatcher.workers)
+    except KeyboardInterrupt:
+        executor.terminate()
+        journal.close()
+        print(f"isolator map: interrupted; run the same command again to resume ({out})",
+              file=sys.stderr)
+        return 130
+    executor.shutdown()
+    journal.close()
+    summary(ok, failed, skipped, started, out)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="a report directory or its report.json")
     parser.add_argument("--format", choices=("text", "json", "html"), default="text")

@@ -211,3 +211,11 @@ def one_big_c_call(mib: int) -> None:
     libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
     block = libc.malloc(mib * MiB)
     libc.memset(block, 1, mib * MiB)
+
+
+def logged_echo(item: dict[str, Any]) -> Any:
+    """Append the item's index to its log (to see what ran), sleep a little, echo."""
+    with open(item["log"], "a") as fh:
+        fh.write(f"{item['i']}\n")
+    time.sleep(item.get("sleep", 0.0))
+    return item["i"]

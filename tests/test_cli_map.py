@@ -1,0 +1,140 @@
+"""`isolator map`: a batch that loses nothing, resumes after SIGKILL, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from _processes import gone_within
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+
+
+def env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}",
+            "ISOLATOR_REPORT_DIR": str(tmp / "reports")}
+
+
+def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "isolator", *args], cwd=tmp, env=env(tmp),
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def write_inputs(tmp: Path, count: int, sleep: float = 0.0) -> Path:
+    path = tmp / "in.jsonl"
+    log = tmp / "ran.log"
+    path.write_text("".join(json.dumps({"i": i, "log": str(log), "sleep": sleep}) + "\n"
+                            for i in range(count)))
+    return path
+
+
+def rows(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_a_batch_with_one_input_over_its_cap(tmp_path: Path) -> None:
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("1\n2\n300\nnot json\n4\n")
+    done = cli(tmp_path, "map", "_workloads:need_mib", str(inputs), "--workers", "2",
+               "--max-mem", "64MiB", "--out", str(tmp_path / "out.jsonl"))
+    assert done.returncode == 1, done.stderr
+    by_index = {row["index"]: row for row in rows(tmp_path / "out.jsonl")}
+    assert sorted(by_index) == [0, 1, 2, 3, 4]
+    assert [by_index[i].get("result") for i in (0, 1, 4)] == [1, 2, 4]
+    error = by_index[2]["error"]
+    assert isinstance(error, dict) and error["type"] == "MemoryLimitExceeded"
+    assert error["kind"] in ("soft", "hard") and os.path.isdir(str(error["report"]))
+    assert by_index[3]["error"]["type"] == "InputError"  # type: ignore[index]
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_mid_batch_then_resume_is_exactly_once(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, 24, sleep=0.1)
+    out = tmp_path / "out.jsonl"
+    args = ["map", "_workloads:logged_echo", str(inputs), "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "isolator", *args], cwd=tmp_path,
+                            env=env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or len(rows(out)) < 6):
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(10)
+    finished_before = {row["index"] for row in rows(out) if "result" in row}
+    assert finished_before
+    ran_before = len((tmp_path / "ran.log").read_text().split())
+    done = cli(tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    indexes = [row["index"] for row in rows(out)]
+    assert sorted(indexes) == list(range(24))  # every input exactly once
+    ran_after = (tmp_path / "ran.log").read_text().split()[ran_before:]
+    assert not finished_before & {int(i) for i in ran_after}  # finished work not redone
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_exits_130_fast_with_no_children_and_resumes(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, 12, sleep=30)
+    out = tmp_path / "out.jsonl"
+    args = ["map", "_workloads:logged_echo", str(inputs), "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "isolator", *args], cwd=tmp_path,
+                            env=env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "ran.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().split()) < 2):
+        time.sleep(0.02)
+    children = _children_of(proc.pid)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 130
+    assert time.monotonic() - started < 2.0
+    assert gone_within(children, 1.0)
+    # The same command again resumes (the journal names the batch by function, input
+    # and output paths); with the sleep gone it finishes, every input exactly once.
+    inputs.write_text(inputs.read_text().replace('"sleep": 30', '"sleep": 0.0'))
+    done = cli(tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    assert sorted(row["index"] for row in rows(out)) == list(range(12))
+
+
+def _children_of(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        parent = stack.pop()
+        for task in os.listdir(f"/proc/{parent}/task"):
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except OSError:
+                continue
+            found.extend(kids)
+            stack.extend(kids)
+    return found
+
+
+@pytest.mark.parametrize("case", ["missing-input", "bad-size", "foreign-out", "bad-journal"])
+def test_bad_input_exits_2_and_overwrites_nothing(tmp_path: Path, case: str) -> None:
+    inputs = write_inputs(tmp_path, 3)
+    out = tmp_path / "out.jsonl"
+    args = ["map", "_workloads:logged_echo", str(inputs), "--out", str(out)]
+    if case == "missing-input":
+        args[2] = str(tmp_path / "nope.jsonl")
+    elif case == "bad-size":
+        args += ["--max-mem", "lots"]
+    elif case == "foreign-out":
+        out.write_text("precious\n")
+    else:
+        out.write_text("precious\n")
+        (tmp_path / "out.jsonl.journal.sqlite").write_text("this is not sqlite")
+    done = cli(tmp_path, *args)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    if case in ("foreign-out", "bad-journal"):
+        assert out.read_text() == "precious\n"
