@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -61,19 +60,24 @@ def _error_row(index: int, exc: BaseException) -> dict[str, Any]:
     return {"index": index, "error": error}
 
 
+def count_inputs(path: str) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for _ in fh)
+
+
 def run_batch(fn: Any, input_path: str, out: str, journal: Journal, executor: Any,
-              window: int) -> tuple[int, int, int]:
-    """Run every unfinished input; returns (ok, failed, skipped as already done)."""
+              window: int, view: Any) -> int:
+    """Run every unfinished input, telling ``view``; returns how many were already done."""
     finished = journal.done()
-    counts = {"ok": 0, "failed": 0}
     pending: dict[Future[Any], int] = {}
+    begun: dict[int, float] = {}
     with open(out, "a", encoding="utf-8") as sink:
         def finish(index: int, row: dict[str, Any]) -> None:
             text = json.dumps(row, default=repr)
             journal.record(index, text)  # committed first: the output is rebuilt from it
             sink.write(text + "\n")
             sink.flush()
-            counts["ok" if "result" in row else "failed"] += 1
+            view.finished(index, row, time.monotonic() - begun.pop(index, time.monotonic()))
 
         def drain(block_until: int) -> None:
             while len(pending) > block_until:
@@ -93,12 +97,8 @@ def run_batch(fn: Any, input_path: str, out: str, journal: Journal, executor: An
                 finish(index, {"index": index, "error": {
                     "type": "InputError", "message": f"line {index + 1} is not JSON: {exc.msg}"}})
                 continue
+            begun[index] = time.monotonic()
             pending[executor.submit(fn, value)] = index
             drain(window)
         drain(0)
-    return counts["ok"], counts["failed"], len(finished)
-
-
-def summary(ok: int, failed: int, skipped: int, started: float, out: str) -> None:
-    print(f"isolator map: {ok} ok, {failed} failed, {skipped} already done in an earlier run, "
-          f"{time.monotonic() - started:.1f} s; results in {out}", file=sys.stderr)
+    return len(finished)

@@ -154,18 +154,20 @@ def map_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SQLite journal (default: OUT.journal.sqlite next to --out)")
     parser.add_argument("--out", metavar="FILE", help="default: INPUT.out.jsonl")
     parser.add_argument("--report-dir", metavar="DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    parser.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
 
 
 def map_(args: argparse.Namespace) -> int:
     """Every input line through MODULE:FUNC in isolated children; resumable."""
     import tenacity
 
-    from ._batch import BatchError, default_journal, open_batch, run_batch, summary
+    from ._batch import BatchError, count_inputs, default_journal, open_batch, run_batch
     from ._executor import IsolatedExecutor
+    from ._progress import BatchView, print_summary
     from ._retry import escalate_memory, retry_if_worker_lost
 
     out = args.out or f"{args.input}.out.jsonl"
-    started = time.monotonic()
     try:
         fn = resolve_function(args.function)
         options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout}
@@ -184,19 +186,25 @@ def map_(args: argparse.Namespace) -> int:
     except (UsageError, ConfigurationError, BatchError) as exc:
         print(f"isolator map: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    live = sys.stderr.isatty() and not (args.quiet or args.json)
+    view = BatchView(count_inputs(args.input), executor, live)
     try:
-        ok, failed, skipped = run_batch(fn, args.input, out, journal, executor,
-                                        window=2 * executor._dispatcher.workers)
+        skipped = run_batch(fn, args.input, out, journal, executor,
+                            window=2 * executor._dispatcher.workers, view=view)
     except KeyboardInterrupt:
+        view.close()
         executor.terminate()
         journal.close()
         print(f"isolator map: interrupted; run the same command again to resume ({out})",
               file=sys.stderr)
         return 130
+    view.close()
     executor.shutdown()
     journal.close()
-    summary(ok, failed, skipped, started, out)
-    return EXIT_FAILED if failed else EXIT_OK
+    result = view.summary(skipped, out)
+    if not args.quiet:
+        print_summary(result, as_json=args.json)
+    return EXIT_FAILED if result["failed"] else EXIT_OK
 
 
 def report_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ class TaskFuture(Future[Any]):
 
     peak: int = 0
     worker: Task | None = None  # the reused worker that ran it, if any
+    task: Task | None = None  # the supervisor's record, for live views (its watch)
 
 
 class WorkerHooks(Protocol):
@@ -42,6 +43,7 @@ class Task:
         self.sock = sock
         self.slot = slot
         self.future = TaskFuture()
+        self.future.task = self
         self.reader = _protocol.FrameReader()
         self.outgoing: deque[memoryview] = deque()
         if payload is not None:
@@ -74,7 +76,7 @@ class Task:
     def next_job(self, future: TaskFuture, payload: bytes, limits: Limits, name: str) -> None:
         """A reused worker's next task: a fresh future and fresh per-task facts."""
         self.job += 1
-        future.worker = self
+        future.worker = future.task = self
         self.future, self.limits, self.name = future, limits, name
         self.message, self.resolved, self.stop_reason = None, False, None
         self.kill_scheduled = False

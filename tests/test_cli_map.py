@@ -138,3 +138,42 @@ def test_bad_input_exits_2_and_overwrites_nothing(tmp_path: Path, case: str) -> 
     assert len(done.stderr.strip().splitlines()) == 1
     if case in ("foreign-out", "bad-journal"):
         assert out.read_text() == "precious\n"
+
+
+def test_json_summary_and_quiet(tmp_path: Path) -> None:
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("1\n300\n2\n")
+    args = ["map", "_workloads:need_mib", str(inputs), "--max-mem", "64MiB", "--workers", "2"]
+    done = cli(tmp_path, *args, "--json")
+    summary = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert summary["ok"] == 2 and summary["failed"] == 1 and len(summary["reports"]) == 1
+    assert set(summary["failed_by_kind"]) <= {"MemoryLimitExceeded:soft",
+                                               "MemoryLimitExceeded:hard"}
+    assert summary["slowest"] and summary["peak_rss"] > 0
+    again = cli(tmp_path, *args, "--quiet")  # resumes: everything is already done
+    assert again.returncode == 0 and again.stdout == "" and again.stderr == ""
+
+
+def test_the_live_view_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    inputs = write_inputs(tmp_path, 6, sleep=0.3)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "isolator", "map", "_workloads:logged_echo",
+                             str(inputs), "--workers", "2"], cwd=tmp_path, env=env(tmp_path),
+                            stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            seen += os.read(leader, 65536)
+        except OSError:
+            break
+    proc.wait(10)
+    os.close(leader)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0
+    assert "isolator map" in text and "pid" in text  # the bar and the per-child lines
+    assert "6 ok" in text  # then the summary
