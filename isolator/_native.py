@@ -47,11 +47,12 @@ def read(path: str) -> dict[str, Any]:
         import memray
 
         reader = memray.FileReader(path)
+        peak = list(reader.get_high_watermark_allocation_records(merge_threads=True))
         return {
             "peak_memory": reader.metadata.peak_memory,
-            "high_water_mark": _top(reader.get_high_watermark_allocation_records(
-                merge_threads=True)),
+            "high_water_mark": _top(peak),
             "live_at_end": _top(reader.get_leaked_allocation_records(merge_threads=True)),
+            "flame": _flame(peak),
         }
     finally:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
@@ -72,3 +73,31 @@ def _top(records: Any) -> list[dict[str, Any]]:
         }
         for record in rows
     ]
+
+
+FLAME_DEPTH = 16
+FLAME_MIN_SHARE = 0.005  # nodes under half a percent of the peak are folded away
+
+
+def _flame(records: list[Any]) -> dict[str, Any]:
+    """The high-water mark as a tree of call stacks weighted by bytes (outermost first),
+    for the report's icicle chart; small branches are dropped to keep the report small."""
+    root: dict[str, Any] = {"name": "all", "bytes": 0, "children": {}}
+    for record in records:
+        frames = [f"{func} ({os.path.basename(file)}:{line})"
+                  for func, file, line in reversed(record.stack_trace())][:FLAME_DEPTH]
+        node = root
+        node["bytes"] += record.size
+        for frame in frames:
+            node = node["children"].setdefault(frame, {"name": frame, "bytes": 0,
+                                                        "children": {}})
+            node["bytes"] += record.size
+    floor = root["bytes"] * FLAME_MIN_SHARE
+    return _prune(root, floor)
+
+
+def _prune(node: dict[str, Any], floor: float) -> dict[str, Any]:
+    children = sorted((c for c in node["children"].values() if c["bytes"] >= floor),
+                      key=lambda c: -c["bytes"])
+    return {"name": node["name"], "bytes": node["bytes"],
+            "children": [_prune(child, floor) for child in children]}

@@ -120,6 +120,11 @@ def test_deep_level_names_allocation_sites_even_after_sigkill() -> None:
     sites = report.sections["native"]["high_water_mark"]
     assert any("hoard (_workloads.py" in frame for site in sites for frame in site["stack"])
     assert "where it was allocated" in str(report)
+    page = report.to_html()
+    assert 'class="flame"' in page and "hoard (_workloads.py" in page  # offline icicle chart
+    import re
+
+    assert not re.search(r"""(src|href)=["']?https?:""", page)  # nothing fetched
     if info.value.kind == "hard":
         assert "heap" in report.missing
 

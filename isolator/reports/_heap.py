@@ -98,6 +98,9 @@ def native_html(native: dict[str, Any]) -> str:
                            for r in rows)
             parts.append(f"<h2>{e(title[:1].upper() + title[1:])}</h2><table><tr><th>size</th>"
                          f"<th>allocations</th><th>where</th></tr>{body}</table>")
+    flame = native.get("flame")
+    if isinstance(flame, dict):
+        parts.insert(0, flame_svg(flame))
     return "\n".join(parts)
 
 
@@ -141,3 +144,39 @@ def html_block(heap: dict[str, Any]) -> str:
                            for r in rows)
             parts.append(f"<h2>{e(title)}</h2><table><tr>{cells}</tr>{body}</table>")
     return "\n".join(parts)
+
+
+ROW = 18
+WIDTH = 960
+
+
+def flame_svg(flame: dict[str, Any]) -> str:
+    """An icicle chart of where the peak's bytes were allocated: each row one call level,
+    outermost at the top, widths in proportion to bytes. Inline SVG, no script."""
+    total = flame.get("bytes") or 0
+    if not total:
+        return ""
+    boxes: list[str] = []
+    depth = _boxes(flame, 0.0, 0, total, boxes)
+    height = (depth + 1) * ROW
+    return (f'<h2>Where the peak was allocated (memray)</h2><svg class="flame" '
+            f'width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
+            f'role="img">{"".join(boxes)}</svg>')
+
+
+def _boxes(node: dict[str, Any], x: float, level: int, total: int, out: list[str]) -> int:
+    width = WIDTH * node.get("bytes", 0) / total
+    if width < 1:
+        return level - 1
+    label = f"{node.get('name', '?')} {_size(node.get('bytes'))}"
+    shown = html.escape(label[: max(int(width / 7), 0)])
+    hue = 20 + sum(map(ord, str(node.get("name")))) % 40  # stable across runs
+    out.append(f'<g><title>{html.escape(label)}</title><rect x="{x:.1f}" y="{level * ROW}" '
+               f'width="{max(width - 1, 0.5):.1f}" height="{ROW - 1}" '
+               f'fill="hsl({hue},80%,65%)"/><text x="{x + 3:.1f}" y="{level * ROW + 13}" '
+               f'font-size="11">{shown}</text></g>')
+    deepest, child_x = level, x
+    for child in node.get("children", []):
+        deepest = max(deepest, _boxes(child, child_x, level + 1, total, out))
+        child_x += WIDTH * child.get("bytes", 0) / total
+    return deepest
