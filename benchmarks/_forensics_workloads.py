@@ -41,3 +41,15 @@ def busy(n: int) -> float:
         if len(rows) > 10_000:
             rows.clear()
     return time.perf_counter() - start
+
+
+def busy_under_memray(n: int) -> float:
+    """The same task under memray alone (no isolator forensics): the peer to compare to."""
+    import os
+    import tempfile
+
+    import memray
+
+    with tempfile.TemporaryDirectory() as folder:
+        with memray.Tracker(os.path.join(folder, "capture.bin"), native_traces=False):
+            return busy(n)

@@ -39,14 +39,23 @@ def walk_cost(objects: int) -> None:
 def tracking_cost(n: int, rounds: int) -> None:
     plain = isolated(max_mem="4GiB", forensics="off")(wl.busy)
     deep = isolated(max_mem="4GiB", forensics="deep")(wl.busy)
-    plain(1000), deep(1000)
-    ratios = []
+    memray_alone = isolated(max_mem="4GiB", forensics="off")(wl.busy_under_memray)
+    plain(1000), deep(1000), memray_alone(1000)
+    deep_ratios, memray_ratios = [], []
     for _ in range(rounds):
-        a, b = plain(n), deep(n)
-        ratios.append(b / a)
-    ratio = statistics.median(ratios)
-    print(_common.table(["forensics='deep' over 'off' (median of pairs)", "rounds", "verdict"],
-                        [[f"{ratio:.2f}x", rounds, _common.verdict(ratio <= 1.5)]]))
+        a, b, c = plain(n), deep(n), memray_alone(n)
+        deep_ratios.append(b / a)
+        memray_ratios.append(c / a)
+    deep_ratio = statistics.median(deep_ratios)
+    memray_ratio = statistics.median(memray_ratios)
+    print(_common.table(
+        ["slowdown over forensics='off' (median of rounds)", "ratio"],
+        [["forensics='deep' (isolator + memray)", f"{deep_ratio:.2f}x"],
+         ["memray alone on the same task (the peer)", f"{memray_ratio:.2f}x"],
+         ["isolator's share: deep / memray alone", f"{deep_ratio / memray_ratio:.2f}x"]]))
+    print(f"goal: <= 1.5x (FINDINGS: memray alone 1.42x on its workload) -> "
+          f"{_common.verdict(deep_ratio <= 1.5)} on this allocation-heavy task; isolator adds "
+          f"{deep_ratio / memray_ratio:.2f}x to what memray itself costs here")
 
 
 def main() -> None:
