@@ -266,7 +266,8 @@ class Dispatcher:
         if exc is not None and unit.earlier:
             record_attempts(exc, unit.earlier)
         self._complete(unit, None if exc is not None else inner.result(), exc)
-        self._pump()
+        if self.recycle is None:  # a reused worker frees its slot at IDLE or at its exit
+            self._pump()
 
     def _retry_later(self, unit: _Unit, exc: Exception) -> bool:
         if self.retry is None or self._terminating:
