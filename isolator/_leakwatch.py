@@ -31,6 +31,8 @@ class LeakWatch:
 
     def suspect(self, worker: Task, rss: int, cap: int | None) -> list[int] | None:
         """The history that makes ``worker`` a suspect now, or None."""
+        if worker.tasks_done == 0:  # a replacement started idle: no task has run yet
+            return None
         history = self._history.setdefault(worker.id, [worker.baseline_rss])
         history.append(rss)
         if worker.id in self._reported or len(history) <= RISES:
