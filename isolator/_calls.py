@@ -47,16 +47,26 @@ def exec_program(argv: list[str]) -> int:
     return subprocess.run(argv, check=False).returncode
 
 
-def run_script(path: str, argv: list[str]) -> int:
-    """Run a Python script in this very process, as ``python script.py`` would, so a
-    breach gets the full forensics; its exit status is returned."""
-    import runpy
-    import sys
+class Script:
+    """A Python script run in this very process, as ``python script.py`` would, so a
+    breach gets the full forensics. Reports name it by its file, not by this class."""
 
-    sys.argv = [path, *argv]
-    try:
-        runpy.run_path(path, run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    def __init__(self, path: str) -> None:
+        import os
+
+        self.path = path
+        self.__module__ = "script"
+        self.__qualname__ = os.path.basename(path)
+
+    def __call__(self, argv: list[str]) -> int:
+        """Run the script with ``argv``; its exit status."""
+        import runpy
+        import sys
+
+        sys.argv = [self.path, *argv]
+        try:
+            runpy.run_path(self.path, run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code
+            return code if isinstance(code, int) else (0 if code is None else 1)
+        return 0

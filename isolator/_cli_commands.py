@@ -100,7 +100,7 @@ def exec_arguments(parser: argparse.ArgumentParser) -> None:
 
 def exec_(args: argparse.Namespace) -> int:
     """Any program under the cap; a Python script runs inside the child itself."""
-    from ._calls import exec_program, run_script
+    from ._calls import Script, exec_program
     from ._decorator import isolated
 
     command = args.program[1:] if args.program[:1] == ["--"] else args.program
@@ -116,7 +116,7 @@ def exec_(args: argparse.Namespace) -> int:
         if script is not None:
             if not os.path.isfile(script[0]):
                 raise UsageError(f"no script at {script[0]}")
-            code = isolated(**options)(run_script)(os.path.abspath(script[0]), script[1:])
+            code = isolated(**options)(Script(os.path.abspath(script[0])))(script[1:])
         else:
             code = isolated(**options)(exec_program)(command)
     except (UsageError, ConfigurationError) as exc:

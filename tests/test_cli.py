@@ -83,6 +83,7 @@ def test_exec_a_script_that_leaks_gets_the_full_report(tmp_path: Path) -> None:
     done = isolator("exec", "--max-mem", "64MiB", "--", "python", str(script), cwd=tmp_path)
     assert done.returncode == 1
     assert "exceeded its memory cap" in done.stderr
+    assert "script.leaky.py" in done.stderr  # the report names the script
     if "(soft)" in done.stderr:
         assert "who keeps it alive" in done.stderr and "CACHE" in done.stderr
 
