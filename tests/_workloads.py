@@ -219,3 +219,10 @@ def logged_echo(item: dict[str, Any]) -> Any:
         fh.write(f"{item['i']}\n")
     time.sleep(item.get("sleep", 0.0))
     return item["i"]
+
+
+def own_rss(_: object = None) -> int:
+    """This worker's RssAnon + RssShmem, what isolator measures."""
+    from isolator._procfs import self_rss
+
+    return self_rss()

@@ -117,3 +117,15 @@ def test_a_worker_that_keeps_growing_is_reported_and_warned_about(tmp_path: Any)
     assert report.kind == "leak-suspected" and report.path is not None
     assert "suspected of leaking" in str(report)
     assert "_workloads._HOARD" in str(report)  # who keeps it alive
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore::isolator.LeakWarning")  # this worker does leak
+def test_after_a_recycle_rss_is_back_at_the_fresh_baseline() -> None:
+    with IsolatedExecutor(1, recycle=recycle_on_growth("40MiB")) as ex:
+        fresh = ex.submit(w.own_rss).result()
+        grown = [ex.submit(w.hoard, 15).result() for _ in range(3)]  # 45 MiB kept: recycle
+        after = ex.submit(w.own_rss).result()
+        assert len(set(grown)) == 1  # the leaking tasks shared one worker
+        assert ex.statistics().recycled >= 1
+    assert after < fresh + 8 * w.MiB  # a new worker: the 45 MiB went back to the OS
