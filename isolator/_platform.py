@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import sys
 
 PR_SET_PDEATHSIG = 1
@@ -60,6 +59,3 @@ def require_linux() -> None:
             f"this is {sys.platform}. See docs/design.md, 'Platforms'."
         )
 
-
-def page_size() -> int:
-    return os.sysconf("SC_PAGE_SIZE")
