@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
-import struct
 import sys
 import time
 
@@ -51,44 +49,6 @@ from isolator import isolated  # noqa: E402
 
 HOLD_MIB = 200
 GOAL_PCT = 2.0
-
-
-def fork_call(fn, *args):
-    """Run fn(*args) in a bare fork of this process; length-prefixed result on a pipe."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            data = pickle.dumps(fn(*args), 5)
-            view = memoryview(struct.pack("<Q", len(data)) + data)
-            while view:
-                view = view[os.write(w, view):]
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
-    try:
-        head = _read(r, 8)
-        data = _read(r, struct.unpack("<Q", head)[0])
-    finally:
-        os.close(r)
-        _, status = os.waitpid(pid, 0)
-    if status:
-        raise RuntimeError(f"fork child failed: {status}")
-    return pickle.loads(data)
-
-
-def _read(fd: int, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = os.read(fd, size - len(buf))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return bytes(buf)
 
 
 _SAMPLING = [True]
@@ -140,8 +100,8 @@ def variants(loop: int):
     near = isolated(max_mem="256MiB", soft_mem="255MiB")(_workloads.cpu_loop)
     off = _unsampled(cap)
     return {
-        FORK: lambda: fork_call(_workloads.cpu_loop, loop, 0),
-        FORK_HOLD: lambda: fork_call(_workloads.cpu_loop, loop, HOLD_MIB),
+        FORK: lambda: _common.fork_call(_workloads.cpu_loop, loop, 0),
+        FORK_HOLD: lambda: _common.fork_call(_workloads.cpu_loop, loop, HOLD_MIB),
         OFF: lambda: off(loop, 0),
         OFF_HOLD: lambda: off(loop, HOLD_MIB),
         CAP: lambda: cap(loop, 0),

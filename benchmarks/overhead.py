@@ -26,9 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import multiprocessing
-import os
-import pickle
-import struct
 import sys
 import time
 
@@ -49,40 +46,7 @@ def floor_call(x):
     The result is length-prefixed and read exactly: waiting for EOF would hang whenever
     another thread (mp.Pool's worker handler) forks while the write end is open.
     """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 0
-        try:
-            os.close(r)
-            data = pickle.dumps(_workloads.noop(x), 5)
-            view = memoryview(struct.pack("<Q", len(data)) + data)
-            while view:
-                view = view[os.write(w, view):]
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
-    try:
-        size = struct.unpack("<Q", _read_exactly(r, 8))[0]
-        data = _read_exactly(r, size)
-    finally:
-        os.close(r)
-        _, status = os.waitpid(pid, 0)
-    if status != 0:
-        raise RuntimeError(f"floor child failed: status {status}")
-    return pickle.loads(data)
-
-
-def _read_exactly(fd: int, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = os.read(fd, size - len(buf))
-        if not chunk:
-            raise EOFError("floor child closed the pipe early")
-        buf += chunk
-    return bytes(buf)
+    return _common.fork_call(_workloads.noop, x)
 
 
 class Method:
