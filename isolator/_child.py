@@ -204,12 +204,12 @@ def _run_task(body: bytes) -> tuple[int, bytes]:
     return tag, payload
 
 
-_task_started = (0.0, 0.0)
+_task_started = 0.0  # time.monotonic() when the task began: growth is measured since
 
 
 def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     global _armed, _task_started
-    _task_started = (time.monotonic(), time.time())
+    _task_started = time.monotonic()
     tracker = None
     if _spec.capture is not None:
         from . import _native
@@ -253,7 +253,7 @@ def _heap_forensics(exc: BaseException) -> dict[str, Any] | None:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     if baseline is not None:
-        baseline.started, baseline.wall = _task_started
+        baseline.started = _task_started
     level, skipped = _spec.forensics, None
     headroom = (_spec.limit or 0) - self_rss()
     if level == "deep" and headroom < HEAPY_HEADROOM:

@@ -21,15 +21,14 @@ class Baseline:
     ``objgraph.growth`` keeps them), an estimate of the bytes held by Python objects,
     the process's RSS and the time. Cheap: ~10-20 ms on a fresh interpreter."""
 
-    __slots__ = ("counts", "elapsed", "python_bytes", "rss", "started", "wall")
+    __slots__ = ("counts", "elapsed", "python_bytes", "rss", "started")
 
     def __init__(self, counts: dict[str, int], python_bytes: int | None, rss: int | None,
-                 started: float, wall: float, elapsed: float) -> None:
+                 started: float, elapsed: float) -> None:
         self.counts = counts  # type name -> gc-tracked objects of that type
         self.python_bytes = python_bytes  # estimated from a sample of the heap, or None
         self.rss = rss  # RssAnon + RssShmem, bytes
         self.started = started  # time.monotonic()
-        self.wall = wall  # time.time()
         self.elapsed = elapsed  # seconds it took
 
     def __repr__(self) -> str:
@@ -40,7 +39,7 @@ class Baseline:
 
 def take_baseline() -> Baseline:
     """Snapshot the heap at task start (call it in the child, before the task)."""
-    started, wall = time.monotonic(), time.time()
+    started = time.monotonic()
     enabled = gc.isenabled()
     gc.disable()
     python: int | None = None
@@ -56,7 +55,7 @@ def take_baseline() -> Baseline:
         clear_caches()
         if enabled:
             gc.enable()
-    return Baseline(counts, python, rss_bytes(), started, wall, time.monotonic() - started)
+    return Baseline(counts, python, rss_bytes(), started, time.monotonic() - started)
 
 
 def by_name(counts: Counter[type]) -> dict[str, int]:
