@@ -181,9 +181,13 @@ class Supervisor:
 
     def cancel(self, future: Future[Any]) -> None:
         """Kill the child behind ``future`` (SIGTERM, grace, SIGKILL)."""
-        for task in list(self._tasks.values()):
-            if task.future is future:
-                self.call_soon(functools.partial(self._stop, task, "cancelled"))
+        task = getattr(future, "task", None)
+        if task is not None:
+            self.call_soon(functools.partial(self._cancel, task, future))
+
+    def _cancel(self, task: Task, future: Future[Any]) -> None:
+        if task.future is future:  # a reused worker may have moved on to another task
+            self._stop(task, "cancelled")
 
     def call_soon(self, command: Callable[[], None]) -> None:
         self._commands.append(command)
