@@ -160,9 +160,10 @@ class Dispatcher:
                 self._running[unit.future] = unit
                 self._admitted += unit.cap
                 self._peak_admitted = max(self._peak_admitted, self._admitted)
+                worker = self._reserve_worker()
             supervisor = get_supervisor()
             try:
-                unit.inner = self._start(supervisor, unit)
+                unit.inner = self._start(supervisor, unit, worker)
             except BaseException as exc:  # noqa: BLE001 - the unit fails, the pool goes on
                 self._complete(unit, None, exc)
                 continue
@@ -176,13 +177,19 @@ class Dispatcher:
         return self.recycle is None or bool(self._idle_workers) or \
             self._live_workers < self.workers
 
-    def _start(self, supervisor: Supervisor, unit: _Unit) -> TaskFuture:
+    def _reserve_worker(self) -> Task | None:
+        """Under the lock, with the admission that decided it: an idle reused worker, or
+        None (a new one is counted as live now, so two pumps cannot both start one)."""
+        if self.recycle is None:
+            return None
+        if self._idle_workers:
+            return self._idle_workers.popleft()
+        self._live_workers += 1
+        return None
+
+    def _start(self, supervisor: Supervisor, unit: _Unit, worker: Task | None) -> TaskFuture:
         if self.recycle is None:
             return supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name)
-        with self._lock:
-            worker = self._idle_workers.popleft() if self._idle_workers else None
-            if worker is None:
-                self._live_workers += 1
         if worker is not None:
             return supervisor.run_on(worker, unit.payload, unit.limits, unit.name)
         try:
