@@ -63,15 +63,17 @@ def take_baseline() -> None:
 
 
 _armed = False
+_breached = False  # a task of this worker went past the soft limit: it takes no more
 _limit = 0
 
 
 def _on_breach(signum: int, frame: FrameType | None) -> None:
     # Sent by the supervisor's sampler when the tree crosses the soft limit: the
     # exception surfaces at the line that was running, so the child can still report.
-    global _armed
+    global _armed, _breached
     if _armed:
         _armed = False
+        _breached = True
         peak = self_rss()
         raise MemoryLimitExceeded(
             f"memory use passed the soft limit below the {format_size(_limit)} cap",
@@ -166,7 +168,9 @@ def _serve(sock: socket.socket, reuse: bool) -> int:
         except EOFError:  # the supervisor retired this worker
             return 0
         tag, payload = _run_task(body)
-        if me is None:
+        if me is None or _breached:
+            # A worker whose task breached is not trusted with another: it leaves
+            # without IDLE, and the task sent behind this one runs elsewhere.
             _protocol.send_frame(sock, tag, payload)
             return 0
         # Between tasks: give back what the task freed and say what is still held (what

@@ -1,8 +1,11 @@
 """The engine behind both pools: FIFO units of work, at most ``workers`` children at once.
 
-Each unit is one supervisor task, that is one fresh child. The dispatcher is event
-driven: a unit starts when one is submitted into a free slot or when a running unit
-finishes (the supervisor's future callback); nothing polls.
+Each unit is one supervisor task, that is one fresh child, unless the pool reuses
+workers: then each worker is given its next unit while it runs the current one (never
+more than that one), so it goes from one to the next without waiting for the supervisor,
+and a unit sent to a worker that leaves before starting it runs on another. The
+dispatcher is event driven: a unit starts when one is submitted into a free slot or when
+a running unit finishes (the supervisor's future callback); nothing polls.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from typing import Any
 from . import _serialize
 from ._calls import leak_probe
 from ._decorator import warm_modules
-from ._errors import ConfigurationError, MemoryLimitExceeded, PoolClosed, SerializationError
+from ._errors import (
+    ConfigurationError,
+    MemoryLimitExceeded,
+    NotStarted,
+    PoolClosed,
+    SerializationError,
+)
 from ._leakwatch import LeakWatch, leak_report
 from ._options import Limits, default_soft_limit
 from ._recycle import WorkerFacts, recycle_base
@@ -46,6 +55,7 @@ class Statistics:
     peak_admitted: int
     peak_rss: int
     peak_rss_per_task: list[int] = field(repr=False)
+    resent: int = 0  # units sent ahead to a reused worker that left first: run elsewhere
 
 
 @dataclass
@@ -62,6 +72,12 @@ class _Unit:
     @property
     def cap(self) -> int:
         return self.limits.max_mem or 0
+
+
+#: Work a busy reused worker may be given beyond its current task, in seconds of its
+#: tasks' recent average: only short tasks are sent ahead, at most ``MAX_AHEAD``.
+AHEAD_WORK = 0.002
+MAX_AHEAD = 8
 
 
 def default_budget() -> int | None:
@@ -96,7 +112,9 @@ class Dispatcher:
         self.budget = budget
         self.recycle = recycle  # None: a fresh child per unit; else reused workers
         self._idle_workers: deque[Task] = deque()
+        self._workers: list[Task] = []  # reused workers that may be sent a next unit
         self._live_workers = 0  # started and not yet exited, busy or idle
+        self._task_time: float | None = None  # seconds a reused worker spends per task
         self._leaks = LeakWatch()
         self._last_name: dict[int, str] = {}
         if budget is not None and limits.max_mem is not None and limits.max_mem > budget:
@@ -147,20 +165,25 @@ class Dispatcher:
     def _pump(self) -> None:
         while True:
             with self._lock:
-                if len(self._running) >= self.workers or not self._pending:
+                if len(self._running) >= self.workers * (1 + self._ahead()) \
+                        or not self._pending:
                     return
-                if not self._admits(self._pending[0]) or not self._worker_free():
+                if not self._admits(self._pending[0]):
+                    return
+                free, worker = self._reserve_worker()
+                if not free:
                     return
                 unit = self._pending.popleft()
-                retrying = bool(unit.earlier)
-                if not retrying and not unit.future.set_running_or_notify_cancel():
+                # A retry, or a unit back from a worker that left before starting it.
+                again = unit.future.running()
+                if not again and not unit.future.set_running_or_notify_cancel():
                     self._counts["cancelled"] += 1
+                    self._unreserve(worker)
                     self._idle.notify_all()
                     continue
                 self._running[unit.future] = unit
                 self._admitted += unit.cap
                 self._peak_admitted = max(self._peak_admitted, self._admitted)
-                worker = self._reserve_worker()
             supervisor = get_supervisor()
             try:
                 unit.inner = self._start(supervisor, unit, worker)
@@ -171,21 +194,53 @@ class Dispatcher:
                 supervisor.cancel(unit.inner)
             unit.inner.add_done_callback(functools.partial(self._inner_done, unit))
 
-    def _worker_free(self) -> bool:
-        # A reused worker is busy from its task's start until it says IDLE (it tidies up
-        # after the result is sent), so capacity is counted in workers, not in results.
-        return self.recycle is None or bool(self._idle_workers) or \
-            self._live_workers < self.workers
-
-    def _reserve_worker(self) -> Task | None:
-        """Under the lock, with the admission that decided it: an idle reused worker, or
-        None (a new one is counted as live now, so two pumps cannot both start one)."""
+    def _reserve_worker(self) -> tuple[bool, Task | None]:
+        """Under the lock, with the admission that decided it: whether a unit can start
+        now, and on which reused worker (None: a new child). A new worker is counted as
+        live at once, so two pumps cannot both start one."""
         if self.recycle is None:
-            return None
+            return True, None
         if self._idle_workers:
-            return self._idle_workers.popleft()
-        self._live_workers += 1
-        return None
+            worker = self._idle_workers.popleft()
+            worker.assigned += 1
+            return True, worker
+        if self._live_workers < self.workers:
+            self._live_workers += 1
+            return True, None
+        for worker in self._workers:
+            if self._takes_next(worker):
+                worker.assigned += 1
+                return True, worker
+        return False, None
+
+    def _ahead(self) -> int:
+        """How many units a busy reused worker may hold behind its current one: enough
+        that short tasks never wait for the supervisor between them, few enough that a
+        unit stuck behind a slow one waits about ``AHEAD_WORK`` seconds at most."""
+        if self.recycle is None or self._task_time is None:
+            return 0
+        return min(MAX_AHEAD, int(AHEAD_WORK / max(self._task_time, 1e-6)))
+
+    def _takes_next(self, worker: Task) -> bool:
+        """A worker may be sent its next unit while its current one runs, unless it is to
+        be let go after that one (judged on its last known facts: exact for task counts).
+        Not once the current one has ended: the worker's IDLE, with its new RSS for the
+        recycle policy, is moments away."""
+        assert self.recycle is not None
+        if worker.assigned > self._ahead() or worker.resolved or worker.retiring \
+                or worker.tainted or worker.done:
+            return False
+        return not self.recycle(WorkerFacts(worker.tasks_done + worker.assigned,
+                                            worker.baseline_rss,
+                                            worker.last_rss or worker.baseline_rss))
+
+    def _unreserve(self, worker: Task | None) -> None:
+        if worker is not None:
+            worker.assigned -= 1
+            if worker.assigned == 0:  # it came from the idle ones
+                self._idle_workers.appendleft(worker)
+        elif self.recycle is not None:
+            self._live_workers -= 1
 
     def _start(self, supervisor: Supervisor, unit: _Unit, worker: Task | None) -> TaskFuture:
         if self.recycle is None:
@@ -193,17 +248,30 @@ class Dispatcher:
         if worker is not None:
             return supervisor.run_on(worker, unit.payload, unit.limits, unit.name)
         try:
-            return supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name,
-                                     worker=self)
+            inner = supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name,
+                                      worker=self)
         except BaseException:
             with self._lock:
                 self._live_workers -= 1
             raise
+        with self._lock:
+            if inner.worker is not None and not inner.worker.done:
+                self._workers.append(inner.worker)
+        return inner
 
     # -- reused workers (WorkerHooks) ----------------------------------------------------
 
     def on_idle(self, worker: Task, rss: int) -> None:
         assert self.recycle is not None
+        with self._lock:
+            worker.assigned = max(0, worker.assigned - 1)
+            worker.last_rss = rss
+            if worker.tasks_done:
+                last = self._task_time
+                ran = worker.last_job_time
+                self._task_time = ran if last is None else last + (ran - last) / 5
+            if worker.retiring:  # let go already: it exits after what it was sent
+                return
         if self.limits.forensics != "off" and not worker.tainted:
             history = self._leaks.suspect(worker, rss, self.limits.max_mem)
             if history is not None:
@@ -213,16 +281,16 @@ class Dispatcher:
         with self._lock:
             closed = self._closed and not self._pending
             recycle = worker.tainted or self.recycle(facts)
+            worker.retiring = recycle or (closed and worker.assigned == 0)
             if recycle and not closed:
                 self._counts["recycled"] += 1
-            if not (recycle or closed):
+                # The replacement starts now, while it is not needed yet, not when it is.
+                self._live_workers += 1
+            elif not worker.retiring and worker.assigned == 0:
                 self._idle_workers.append(worker)
-        if recycle or closed:
+        if worker.retiring:
             get_supervisor().retire(worker)
         if recycle and not closed:
-            # The replacement starts now, while it is not needed yet, not when it is.
-            with self._lock:
-                self._live_workers += 1
             get_supervisor().submit(None, self.limits, (), "<worker>", worker=self)
         self._pump()
 
@@ -230,6 +298,8 @@ class Dispatcher:
         """Walk a suspected leaker's heap as one more task, then report and warn."""
         level = "types" if self.limits.forensics == "types" else "default"
         payload = _serialize.dumps((leak_probe, (level,), {}))
+        with self._lock:
+            worker.assigned += 1
         probe = get_supervisor().run_on(worker, payload, self.limits, "<leak probe>")
         name = self._last_name.get(worker.id, "<task>")
 
@@ -248,11 +318,17 @@ class Dispatcher:
             self._live_workers -= 1
             if worker in self._idle_workers:
                 self._idle_workers.remove(worker)
+            if worker in self._workers:
+                self._workers.remove(worker)
+            if worker.tainted and not self._closed:  # it left by itself after its breach
+                self._counts["recycled"] += 1
         self._pump()
 
     def _retire_idle(self) -> None:
         with self._lock:
             idle, self._idle_workers = list(self._idle_workers), deque()
+            for worker in idle:
+                worker.retiring = True
         for worker in idle:
             get_supervisor().retire(worker)
 
@@ -264,9 +340,18 @@ class Dispatcher:
             if isinstance(exc, MemoryLimitExceeded):
                 worker.tainted = True
         with self._lock:
-            self._peaks.append(getattr(inner, "peak", 0))
             self._running.pop(unit.future, None)
             self._admitted -= unit.cap
+            if isinstance(exc, NotStarted) and not self._terminating:
+                self._pending.appendleft(unit)  # it never ran: it goes first, elsewhere
+                self._counts["resent"] += 1
+                unit.inner = None
+                exc = None
+            else:
+                self._peaks.append(getattr(inner, "peak", 0))
+        if unit.inner is None:
+            self._pump()
+            return
         if exc is not None and isinstance(exc, Exception) and self._retry_later(unit, exc):
             self._pump()
             return
@@ -314,19 +399,23 @@ class Dispatcher:
         with self._lock:
             if self._running.pop(unit.future, None) is not None:
                 self._admitted -= unit.cap
-        self._finish_counts(unit.future)
+            self._count_outcome(exc)
+        if self._on_done is not None:
+            self._on_done(unit.future)
 
     def _finish_counts(self, future: Future[Any]) -> None:
-        exc = future.exception()
         with self._lock:
-            if exc is None:
-                self._counts["completed"] += 1
-            else:
-                self._counts["failed"] += 1
-                self._counts["kind:" + failure_kind(exc)] += 1
-            self._idle.notify_all()
+            self._count_outcome(future.exception())
         if self._on_done is not None:
             self._on_done(future)
+
+    def _count_outcome(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self._counts["completed"] += 1
+        else:
+            self._counts["failed"] += 1
+            self._counts["kind:" + failure_kind(exc)] += 1
+        self._idle.notify_all()
 
     def cancel_pending(self) -> None:
         with self._lock:
@@ -382,6 +471,7 @@ class Dispatcher:
                 peak_admitted=self._peak_admitted,
                 peak_rss=max(self._peaks, default=0),
                 peak_rss_per_task=list(self._peaks),
+                resent=counts.get("resent", 0),
             )
 
 

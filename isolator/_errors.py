@@ -100,6 +100,14 @@ class WorkerLost(WorkerError):
         self.signal = signal
 
 
+class NotStarted(WorkerLost):
+    """Internal: a task sent to a reused worker behind another never started there.
+
+    A pool runs it on another worker; it reaches a caller only when the pool is being
+    terminated, and then as the ``WorkerLost`` it is.
+    """
+
+
 class MemoryLimitExceeded(WorkerLost, MemoryError):
     """The task's process tree went past its memory cap.
 

@@ -18,6 +18,7 @@ from ._options import Limits
 from ._postmortem import deliver
 from ._task import Task
 
+KEPT = 64  # IDLE readings kept per worker, besides its baseline
 RISES = 3  # consecutive idle readings that went up
 FLOOR = 16 << 20  # and at least this much growth over the fresh baseline
 
@@ -35,6 +36,8 @@ class LeakWatch:
             return None
         history = self._history.setdefault(worker.id, [worker.baseline_rss])
         history.append(rss)
+        if len(history) > 2 * KEPT:  # a long-lived worker: its baseline and recent past
+            del history[1:-KEPT]
         if worker.id in self._reported or len(history) <= RISES:
             return None
         recent = history[-RISES - 1:]

@@ -10,8 +10,13 @@ imported on both sides; the child's stdout and stderr never touch this socket.
       │ ◀──────────── TASK(fn,args) ─│   sent once the sampler watches the child
       │ ── RESULT(pickle) ─────────▶ │   or
       │ ── RAISED(exc, traceback) ─▶ │
-      │ ── IDLE(rss) ──────────────▶ │   reused workers only: ready for the next TASK;
-      │ ◀──────────── TASK ... / EOF │   EOF retires the worker
+      │ ── IDLE(rss) ──────────────▶ │   reused workers only: tidied, taking the next
+      │ ◀──────────── TASK ... / EOF │   TASK; EOF retires the worker
+
+A reused worker may find its next TASKs already waiting (the supervisor sends short tasks
+ahead), so it answers every TASK in order; the supervisor matches outcomes to tasks by
+that order. A worker whose task breached the soft limit sends that outcome and exits
+without IDLE: the TASKs behind it never started and run on another worker.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ IDLE = 5  # a reused worker finished a task and tidied up; body: its RSS, 8 byte
 
 _HEADER = struct.Struct("!BQ")
 _CHUNK = 1 << 20
+_SMALL = 1 << 16  # bodies up to this size are copied behind their header and sent whole
 
 
 def header(tag: int, size: int) -> bytes:
@@ -36,10 +42,28 @@ def header(tag: int, size: int) -> bytes:
 
 
 def send_frame(sock: socket.socket, tag: int, body: bytes = b"") -> None:
-    """Send one whole frame; blocks until the kernel has taken it."""
-    sock.sendall(_HEADER.pack(tag, len(body)))
-    if body:
-        sock.sendall(body)
+    """Send one whole frame in one write; blocks until the kernel has taken it.
+
+    One write, because the peer wakes up for each: a header sent on its own costs the
+    reader a wake-up that finds half a frame.
+    """
+    head = _HEADER.pack(tag, len(body))
+    if len(body) <= _SMALL:
+        sock.sendall(head + body)
+        return
+    sent = sock.sendmsg([head, body])  # gathered: a big body is not copied to prepend 9 bytes
+    if sent < len(head):
+        sock.sendall(head[sent:])
+        sent = len(head)
+    sock.sendall(memoryview(body)[sent - len(head):])
+
+
+def frame(tag: int, body: bytes) -> list[memoryview]:
+    """A frame as the buffers a non-blocking writer sends: one when it is small."""
+    head = _HEADER.pack(tag, len(body))
+    if len(body) <= _SMALL:
+        return [memoryview(head + body)]
+    return [memoryview(head), memoryview(body)]
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:

@@ -44,11 +44,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from . import _native, _platform
+from . import _native, _platform, _protocol
 from ._child import ChildSpec
 from ._errors import (
     ConfigurationError,
     MemoryLimitExceeded,
+    NotStarted,
     PoolClosed,
     WorkerLost,
     WorkerStartupError,
@@ -77,6 +78,7 @@ class Supervisor:
         self._ctrl_lock = threading.Lock()
         self._sent_path: tuple[str, ...] | None = None
         self._commands: deque[Callable[[], None]] = deque()
+        self._unsent: dict[Task, None] = {}  # reused workers with tasks to write
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
@@ -153,11 +155,11 @@ class Supervisor:
     def run_on(self, task: Task, payload: bytes, limits: Limits, name: str) -> TaskFuture:
         """Give an idle reused worker its next task (any thread)."""
         future = TaskFuture()
-        job = functools.partial(self._start_job, task, future, payload, limits, name)
         if threading.current_thread() is self._thread:
-            job()
+            self._start_job(task, future, payload, limits, name)
         else:
-            self.call_soon(job)
+            self.call_soon(functools.partial(self._start_job, task, future, payload, limits,
+                                             name))
         return future
 
     def retire(self, task: Task) -> None:
@@ -166,18 +168,36 @@ class Supervisor:
 
     def _start_job(self, task: Task, future: TaskFuture, payload: bytes, limits: Limits,
                    name: str) -> None:
-        if task.done or task.watch is None:
+        if task.done:
             future.set_running_or_notify_cancel()
-            future.set_exception(WorkerLost("the reused worker died before its next task"))
+            future.set_exception(NotStarted("the reused worker exited before its next task"))
             return
-        task.next_job(future, payload, limits, name)
-        task.watch.reset(limits.max_mem, limits.soft_mem)
+        if task.idle:
+            task.next_job(future, payload, limits, name)
+            self._begin_job(task)
+        else:  # busy, or not set up yet: the task waits in its socket
+            task.queue_job(future, payload, limits, name)
+        if task.watch is not None:
+            # Sent once this round of events is handled: one write for all the tasks a
+            # worker was given in it, and one wake-up of the worker at most.
+            self._unsent[task] = None
+
+    def _flush(self) -> None:
+        while self._unsent:
+            task = self._unsent.popitem()[0]
+            if not task.done and not task.write_some():
+                self._selector.modify(task.sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
+                                      task)
+
+    def _begin_job(self, task: Task) -> None:
+        """A reused worker's job became the running one: its own cap and deadline."""
+        limits = task.limits
+        if task.watch is not None:
+            task.watch.reset(limits.max_mem, limits.soft_mem)
         if task.slot is not None and limits.max_mem is not None:
             task.slot.set_limit(limits.max_mem)
         if limits.timeout is not None:
             self._at(time.monotonic() + limits.timeout, task, "timeout")
-        if not task.write_some():
-            self._selector.modify(task.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, task)
 
     def cancel(self, future: Future[Any]) -> None:
         """Kill the child behind ``future`` (SIGTERM, grace, SIGKILL)."""
@@ -251,6 +271,7 @@ class Supervisor:
                 except Exception:  # noqa: BLE001 - the loop must outlive any one bug
                     _log.exception("isolator supervisor: event handler failed")
             self._run_timers()
+            self._flush()
 
     def _start_zygote(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -321,20 +342,31 @@ class Supervisor:
         if events & selectors.EVENT_WRITE and task.write_some():
             self._selector.modify(task.sock, selectors.EVENT_READ, task)
         if events & selectors.EVENT_READ:
-            alive, pid = task.read_some()
-            if pid is not None:
-                self._on_hello(task, pid)
-            # With a memray capture the report waits for the exit: the file is complete
-            # only once the child is gone.
-            if task.message is not None and not task.resolved and task.capture is None:
-                self._resolve(task)
-            if task.idle_rss is not None and task.hooks is not None and not task.done:
-                rss, task.idle_rss = task.idle_rss, None
-                task.tasks_done += 1
-                task.hooks.on_idle(task, rss)
-            if not alive:
+            alive, frames = task.read_some()
+            self._on_frames(task, frames)
+            if not alive and task.registered:
                 self._selector.unregister(task.sock)
                 task.registered = False
+
+    def _on_frames(self, task: Task, frames: list[tuple[int, Any]], gone: bool = False) -> None:
+        """Frames in the order the child sent them; ``gone``: drained after its exit."""
+        for tag, value in frames:
+            if tag == _protocol.HELLO:
+                if not gone:
+                    self._on_hello(task, value)
+            elif tag != _protocol.IDLE:
+                task.message = value
+                # With a memray capture the report waits for the exit: the file is
+                # complete only once the child is gone.
+                if not task.resolved and (task.capture is None or gone):
+                    self._resolve(task)
+            elif task.hooks is not None and not task.done:
+                task.tasks_done += 1
+                task.last_job_time = time.monotonic() - task.t0
+                if task.promote():  # the job sent behind this one is running now
+                    self._begin_job(task)
+                if not gone:
+                    task.hooks.on_idle(task, value)
 
     def _stop(self, task: Task, reason: str) -> None:
         """Kill escalation: SIGTERM to the tree now, SIGKILL after the grace period."""
@@ -397,7 +429,7 @@ class Supervisor:
 
     def _on_exit(self, task: Task) -> None:
         """The zygote reaped the child (and killed its group): clean up, resolve if needed."""
-        task.drain()
+        self._on_frames(task, task.drain(), gone=True)
         oom_killed = False
         if task.watch is not None:
             task.watch.kill()  # what is left of the tree: setsid escapees
@@ -410,6 +442,8 @@ class Supervisor:
             task.slot = None
         if not task.resolved:
             self._resolve(task, oom_killed)
+        # Jobs sent behind the last one never started: the owner may run them elsewhere.
+        _fail_queued(task, NotStarted("the reused worker exited before this task started"))
         self._forget(task)
         if task.hooks is not None:
             task.hooks.on_exit(task)
@@ -423,6 +457,7 @@ class Supervisor:
             task.resolved = True
             if task.future.set_running_or_notify_cancel():
                 task.future.set_exception(exc)
+        _fail_queued(task, exc)
         self._forget(task)
         if task.hooks is not None:
             task.hooks.on_exit(task)
@@ -510,6 +545,13 @@ def _nothing() -> None:
     """A command that only wakes the loop, so it recomputes its next timer."""
 
 
+def _fail_queued(task: Task, exc: BaseException) -> None:
+    while task.queued:
+        future = task.queued.popleft()[0]
+        if future.set_running_or_notify_cancel():
+            future.set_exception(exc)
+
+
 def _native_sites(capture: str) -> dict[str, Any]:
     try:
         return _native.read(capture)
@@ -545,6 +587,9 @@ _supervisor: Supervisor | None = None
 def get_supervisor() -> Supervisor:
     """The process's supervisor, started on first use."""
     global _supervisor
+    running = _supervisor
+    if running is not None and not running._closed:  # the common case, without the lock
+        return running
     _platform.require_linux()
     with _lock:
         if _supervisor is None or _supervisor._closed:

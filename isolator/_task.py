@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from concurrent.futures import Future
@@ -12,6 +13,7 @@ from ._options import Limits
 from ._sampler import Watch
 
 _RECV = 1 << 20
+_GATHER = 64  # buffers per sendmsg call, well below any system's IOV_MAX
 
 
 class TaskFuture(Future[Any]):
@@ -50,7 +52,6 @@ class Task:
             self._queue_task(payload)
         self.hooks = hooks
         self.job = 0
-        self.idle_rss: int | None = None
         self.tasks_done = 0
         self.baseline_rss = 0
         self.tainted = False  # a reused worker whose task breached: never reused again
@@ -68,68 +69,100 @@ class Task:
         self.done = False
         self.registered = True
         self.oom_before = 0
+        # A reused worker's jobs sent behind the running one, oldest first: the worker
+        # reads the next TASK as soon as it has sent IDLE, so it never waits for us.
+        self.queued: deque[tuple[TaskFuture, Limits, str]] = deque()
+        # The owner's count of jobs given to this worker and not yet reported IDLE.
+        self.assigned = 0 if payload is None else 1
+        self.retiring = False  # the owner has let it go; it exits after what it was sent
+        self.last_rss = 0  # its RSS at its last IDLE
+        self.last_job_time = 0.0  # seconds from its last job's start (or send) to its IDLE
 
     def _queue_task(self, payload: bytes) -> None:
-        self.outgoing.append(memoryview(_protocol.header(_protocol.TASK, len(payload))))
-        self.outgoing.append(memoryview(payload))
+        self.outgoing.extend(_protocol.frame(_protocol.TASK, payload))
+
+    @property
+    def idle(self) -> bool:
+        """A reused worker with nothing running and nothing sent behind it."""
+        return self.resolved and not self.queued and self.watch is not None
 
     def next_job(self, future: TaskFuture, payload: bytes, limits: Limits, name: str) -> None:
-        """A reused worker's next task: a fresh future and fresh per-task facts."""
+        """An idle reused worker's next task: a fresh future and fresh per-task facts."""
+        self._become(future, limits, name)
+        self._queue_task(payload)
+
+    def queue_job(self, future: TaskFuture, payload: bytes, limits: Limits, name: str) -> None:
+        """Send a busy worker its next task now; it becomes current at the worker's IDLE."""
+        future.worker = future.task = self
+        self.queued.append((future, limits, name))
+        self._queue_task(payload)
+
+    def promote(self) -> bool:
+        """At IDLE: the job sent behind the finished one is now running; False if none."""
+        if not self.queued:
+            return False
+        self._become(*self.queued.popleft())
+        return True
+
+    def _become(self, future: TaskFuture, limits: Limits, name: str) -> None:
         self.job += 1
         future.worker = future.task = self
         self.future, self.limits, self.name = future, limits, name
         self.message, self.resolved, self.stop_reason = None, False, None
         self.kill_scheduled = False
         self.started_at, self.t0 = time.time(), time.monotonic()
-        self._queue_task(payload)
 
     def write_some(self) -> bool:
         """Send what the socket takes now; True once all is sent or the child is gone."""
         while self.outgoing:
-            view = self.outgoing[0]
             try:
-                sent = self.sock.send(view[:_RECV])
+                # Gathered: the frames queued since the last write go out in one call.
+                sent = self.sock.sendmsg(list(itertools.islice(self.outgoing, _GATHER)))
             except BlockingIOError:
                 return False
             except OSError:  # the child died; its exit explains why
                 self.outgoing.clear()
                 return True
-            if sent == len(view):
+            while sent:
+                view = self.outgoing[0]
+                if sent < len(view):
+                    self.outgoing[0] = view[sent:]
+                    break
+                sent -= len(view)
                 self.outgoing.popleft()
-            else:
-                self.outgoing[0] = view[sent:]
         return True
 
-    def read_some(self) -> tuple[bool, int | None]:
-        """Read what has arrived: (False at end of file, the pid if HELLO came)."""
+    def read_some(self) -> tuple[bool, list[tuple[int, Any]]]:
+        """Read what has arrived: (False at end of file, the frames it completed)."""
         try:
             data = self.sock.recv(_RECV)
         except BlockingIOError:
-            return True, None
+            return True, []
         except OSError:
             data = b""
         if not data:
-            return False, None
+            return False, []
         return True, self._feed(data)
 
-    def drain(self) -> None:
+    def drain(self) -> list[tuple[int, Any]]:
         """After the exit everything the child wrote is in the socket: read it, never wait."""
-        while self.registered and self.message is None:
+        frames: list[tuple[int, Any]] = []
+        while self.registered:
             try:
                 data = self.sock.recv(_RECV)
             except OSError:  # BlockingIOError included: nothing more is coming
-                return
+                break
             if not data:
-                return
-            self._feed(data)
+                break
+            frames += self._feed(data)
+        return frames
 
-    def _feed(self, data: bytes) -> int | None:
-        pid = None
+    def _feed(self, data: bytes) -> list[tuple[int, Any]]:
+        """Frames in arrival order: (HELLO, pid), (IDLE, rss) or (tag, (tag, body))."""
+        frames: list[tuple[int, Any]] = []
         for tag, body in self.reader.feed(data):
-            if tag == _protocol.HELLO:
-                pid = int.from_bytes(body, "big")
-            elif tag == _protocol.IDLE:
-                self.idle_rss = int.from_bytes(body, "big")
+            if tag == _protocol.HELLO or tag == _protocol.IDLE:
+                frames.append((tag, int.from_bytes(body, "big")))
             else:
-                self.message = (tag, body)
-        return pid
+                frames.append((tag, (tag, body)))
+        return frames

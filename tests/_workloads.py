@@ -226,3 +226,10 @@ def own_rss(_: object = None) -> int:
     from isolator._procfs import self_rss
 
     return self_rss()
+
+
+def note_then_die_on(path: str, x: int, bad: int, how: str) -> int:
+    """Append ``x`` to ``path`` (one line per run), then behave as ``die_on``."""
+    with open(path, "a") as fh:
+        fh.write(f"{x}\n")
+    return die_on(x, bad, how)

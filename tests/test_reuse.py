@@ -15,6 +15,7 @@ from isolator import (
     IsolatedPool,
     MemoryLimitExceeded,
     WorkerLost,
+    _dispatch,
     recycle_after_tasks,
     recycle_on_growth,
     recycle_on_idle_rss,
@@ -73,6 +74,42 @@ def test_a_breach_in_a_reused_worker_retires_it() -> None:
         assert isinstance(future.exception(), MemoryLimitExceeded)
         after = ex.submit(w.my_pid).result()
     assert after != before
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how, error", [
+    ("sigkill", WorkerLost), ("memory", MemoryLimitExceeded), ("exit", WorkerLost),
+    ("segfault", WorkerLost),
+])
+def test_tasks_sent_ahead_to_a_worker_that_dies_run_elsewhere_once(
+        how: str, error: type[BaseException], tmp_path: Any, monkeypatch: Any) -> None:
+    # However slow this machine is, short tasks are sent ahead (the most a worker takes).
+    monkeypatch.setattr(_dispatch, "AHEAD_WORK", 10.0)
+    log = tmp_path / "ran.txt"
+    with IsolatedExecutor(2, max_tasks_per_child=10**6, max_mem="64MiB",
+                          kill_grace=0.1) as ex:
+        assert list(ex.map(w.square, range(50))) == [x * x for x in range(50)]
+        futures = [ex.submit(w.note_then_die_on, str(log), x, 150, how) for x in range(300)]
+        wait(futures, timeout=100)
+        stats = ex.statistics()
+    failed = [i for i, f in enumerate(futures) if f.exception() is not None]
+    assert failed == [150]
+    assert isinstance(futures[150].exception(), error)
+    assert [f.result() for f in futures if f.exception() is None] == \
+        [x for x in range(300) if x != 150]
+    assert stats.resent >= 1  # the dead worker held tasks behind the one that killed it
+    runs = Counter(int(line) for line in log.read_text().split())
+    assert sorted(runs) == list(range(300)) and set(runs.values()) == {1}  # once each
+
+
+@pytest.mark.timeout(60)
+def test_long_tasks_are_not_sent_ahead() -> None:
+    with IsolatedExecutor(2, max_tasks_per_child=100) as ex:
+        list(ex.map(w.sleep_for, [0.02] * 6))
+        dispatcher = ex._dispatcher
+        assert dispatcher._ahead() == 0  # 20 ms tasks: one at a time, no head-of-line wait
+        list(ex.map(w.square, range(300)))
+        assert dispatcher._task_time is not None and dispatcher._task_time < 0.02
 
 
 def test_policies_compose_like_tenacity() -> None:
