@@ -217,7 +217,7 @@ class Dispatcher:
         """How many units a busy reused worker may hold behind its current one: enough
         that short tasks never wait for the supervisor between them, few enough that a
         unit stuck behind a slow one waits about ``AHEAD_WORK`` seconds at most."""
-        if self.recycle is None or self._task_time is None:
+        if self._task_time is None:
             return 0
         return min(MAX_AHEAD, int(AHEAD_WORK / max(self._task_time, 1e-6)))
 

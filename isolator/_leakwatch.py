@@ -38,8 +38,8 @@ class LeakWatch:
         history.append(rss)
         if len(history) > 2 * KEPT:  # a long-lived worker: its baseline and recent past
             del history[1:-KEPT]
-        if worker.id in self._reported or len(history) <= RISES:
-            return None
+        if rss <= history[-2] or worker.id in self._reported or len(history) <= RISES:
+            return None  # (the first test is all most tasks need: no rise, no suspect)
         recent = history[-RISES - 1:]
         rising = all(b > a for a, b in itertools.pairwise(recent))
         if rising and rss - worker.baseline_rss > max(FLOOR, (cap or 0) // 10):

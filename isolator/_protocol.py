@@ -58,12 +58,12 @@ def send_frame(sock: socket.socket, tag: int, body: bytes = b"") -> None:
     sock.sendall(memoryview(body)[sent - len(head):])
 
 
-def frame(tag: int, body: bytes) -> list[memoryview]:
+def frame(tag: int, body: bytes) -> list[bytes]:
     """A frame as the buffers a non-blocking writer sends: one when it is small."""
     head = _HEADER.pack(tag, len(body))
     if len(body) <= _SMALL:
-        return [memoryview(head + body)]
-    return [memoryview(head), memoryview(body)]
+        return [head + body]
+    return [head, body]
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:

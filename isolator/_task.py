@@ -47,7 +47,7 @@ class Task:
         self.future = TaskFuture()
         self.future.task = self
         self.reader = _protocol.FrameReader()
-        self.outgoing: deque[memoryview] = deque()
+        self.outgoing: deque[bytes | memoryview] = deque()
         if payload is not None:
             self._queue_task(payload)
         self.hooks = hooks
@@ -126,7 +126,7 @@ class Task:
             while sent:
                 view = self.outgoing[0]
                 if sent < len(view):
-                    self.outgoing[0] = view[sent:]
+                    self.outgoing[0] = memoryview(view)[sent:]
                     break
                 sent -= len(view)
                 self.outgoing.popleft()
