@@ -34,7 +34,7 @@ from ._options import Limits, default_soft_limit
 from ._recycle import WorkerFacts, recycle_base
 from ._retry import RetryPolicy, record_attempts
 from ._supervisor import Supervisor, get_supervisor
-from ._task import Task, TaskFuture
+from ._task import AnyFuture, JobFuture, Task, TaskFuture
 from ._units import format_size
 
 
@@ -65,7 +65,7 @@ class _Unit:
     warm: tuple[str, ...]
     limits: Limits
     name: str
-    inner: TaskFuture | None = None
+    inner: AnyFuture | None = None
     retry_state: Any = None
     earlier: list[BaseException] = field(default_factory=list)
 
@@ -186,13 +186,18 @@ class Dispatcher:
                 self._peak_admitted = max(self._peak_admitted, self._admitted)
             supervisor = get_supervisor()
             try:
-                unit.inner = self._start(supervisor, unit, worker)
+                inner = self._start(supervisor, unit, worker)
             except BaseException as exc:  # noqa: BLE001 - the unit fails, the pool goes on
                 self._complete(unit, None, exc)
                 continue
+            # A reused worker's job may have ended already (its worker had just gone) and
+            # the unit been started again elsewhere: only a live first handle is kept.
+            if unit.inner is None and not inner.done():
+                unit.inner = inner
             if self._terminating:
-                supervisor.cancel(unit.inner)
-            unit.inner.add_done_callback(functools.partial(self._inner_done, unit))
+                supervisor.cancel(inner)
+            if isinstance(inner, TaskFuture):  # a reused worker's job has its callback
+                inner.add_done_callback(functools.partial(self._inner_done, unit))
 
     def _reserve_worker(self) -> tuple[bool, Task | None]:
         """Under the lock, with the admission that decided it: whether a unit can start
@@ -242,11 +247,12 @@ class Dispatcher:
         elif self.recycle is not None:
             self._live_workers -= 1
 
-    def _start(self, supervisor: Supervisor, unit: _Unit, worker: Task | None) -> TaskFuture:
+    def _start(self, supervisor: Supervisor, unit: _Unit, worker: Task | None) -> AnyFuture:
         if self.recycle is None:
             return supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name)
         if worker is not None:
-            return supervisor.run_on(worker, unit.payload, unit.limits, unit.name)
+            return supervisor.run_on(worker, unit.payload, unit.limits, unit.name,
+                                     functools.partial(self._inner_done, unit))
         try:
             inner = supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name,
                                       worker=self)
@@ -298,18 +304,17 @@ class Dispatcher:
         """Walk a suspected leaker's heap as one more task, then report and warn."""
         level = "types" if self.limits.forensics == "types" else "default"
         payload = _serialize.dumps((leak_probe, (level,), {}))
-        with self._lock:
-            worker.assigned += 1
-        probe = get_supervisor().run_on(worker, payload, self.limits, "<leak probe>")
         name = self._last_name.get(worker.id, "<task>")
 
-        def done(future: Future[Any]) -> None:
+        def done(future: JobFuture) -> None:
             heap = None if future.exception() is not None else future.result()
             with self._lock:
                 self._counts["leaks_suspected"] += 1
             leak_report(worker, name, history, heap, self.limits)
 
-        probe.add_done_callback(done)
+        with self._lock:
+            worker.assigned += 1
+        get_supervisor().run_on(worker, payload, self.limits, "<leak probe>", done)
 
     def on_exit(self, worker: Task) -> None:
         self._leaks.forget(worker)
@@ -332,24 +337,24 @@ class Dispatcher:
         for worker in idle:
             get_supervisor().retire(worker)
 
-    def _inner_done(self, unit: _Unit, inner: Future[Any]) -> None:
+    def _inner_done(self, unit: _Unit, inner: AnyFuture) -> None:
         exc = inner.exception()
         worker = getattr(inner, "worker", None)
         if worker is not None:
             self._last_name[worker.id] = unit.name
             if isinstance(exc, MemoryLimitExceeded):
                 worker.tainted = True
+        resend = isinstance(exc, NotStarted) and not self._terminating
         with self._lock:
             self._running.pop(unit.future, None)
             self._admitted -= unit.cap
-            if isinstance(exc, NotStarted) and not self._terminating:
+            if resend:
                 self._pending.appendleft(unit)  # it never ran: it goes first, elsewhere
                 self._counts["resent"] += 1
                 unit.inner = None
-                exc = None
             else:
                 self._peaks.append(getattr(inner, "peak", 0))
-        if unit.inner is None:
+        if resend:
             self._pump()
             return
         if exc is not None and isinstance(exc, Exception) and self._retry_later(unit, exc):

@@ -41,7 +41,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from . import _native, _platform, _protocol
@@ -58,7 +57,7 @@ from ._options import Limits
 from ._outcome import Ending, resolve
 from ._postmortem import report_for
 from ._sampler import Sampler, Watch
-from ._task import Task, TaskFuture, WorkerHooks
+from ._task import AnyFuture, JobFuture, Task, TaskFuture, WorkerHooks
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ZYGOTE_CODE = (
@@ -150,11 +149,14 @@ class Supervisor:
         # Most handshakes take a millisecond; the loop is woken for this deadline only
         # when it would otherwise sleep past it.
         self._at(time.monotonic() + limits.startup_timeout, task, "handshake")
+        assert isinstance(task.future, TaskFuture)
         return task.future
 
-    def run_on(self, task: Task, payload: bytes, limits: Limits, name: str) -> TaskFuture:
-        """Give an idle reused worker its next task (any thread)."""
-        future = TaskFuture()
+    def run_on(self, task: Task, payload: bytes, limits: Limits, name: str,
+               done: Callable[[JobFuture], None] | None = None) -> JobFuture:
+        """Give a reused worker its next task (any thread); ``done`` gets the outcome in
+        the supervisor thread. A busy worker is sent it at once and runs it next."""
+        future = JobFuture(done)
         if threading.current_thread() is self._thread:
             self._start_job(task, future, payload, limits, name)
         else:
@@ -166,7 +168,7 @@ class Supervisor:
         """Let an idle reused worker go: it reads EOF and exits (any thread)."""
         self.call_soon(functools.partial(_shut_write, task))
 
-    def _start_job(self, task: Task, future: TaskFuture, payload: bytes, limits: Limits,
+    def _start_job(self, task: Task, future: JobFuture, payload: bytes, limits: Limits,
                    name: str) -> None:
         if task.done:
             future.set_running_or_notify_cancel()
@@ -199,13 +201,13 @@ class Supervisor:
         if limits.timeout is not None:
             self._at(time.monotonic() + limits.timeout, task, "timeout")
 
-    def cancel(self, future: Future[Any]) -> None:
+    def cancel(self, future: AnyFuture) -> None:
         """Kill the child behind ``future`` (SIGTERM, grace, SIGKILL)."""
         task = getattr(future, "task", None)
         if task is not None:
             self.call_soon(functools.partial(self._cancel, task, future))
 
-    def _cancel(self, task: Task, future: Future[Any]) -> None:
+    def _cancel(self, task: Task, future: AnyFuture) -> None:
         if task.future is future:  # a reused worker may have moved on to another task
             self._stop(task, "cancelled")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -22,6 +23,56 @@ class TaskFuture(Future[Any]):
     peak: int = 0
     worker: Task | None = None  # the reused worker that ran it, if any
     task: Task | None = None  # the supervisor's record, for live views (its watch)
+
+
+class JobFuture:
+    """The outcome of one task on a reused worker, for the callback its owner gave.
+
+    A ``Future`` without the waiting: completed and read in the supervisor thread only,
+    with its callback known from the start, so it needs no lock (a ``Future`` makes a
+    Condition and an RLock, per task, that nobody would wait on).
+    """
+
+    __slots__ = ("_callback", "_done", "_exception", "_value", "peak", "task", "worker")
+
+    def __init__(self, callback: Callable[[JobFuture], None] | None = None) -> None:
+        self._callback = callback
+        self._value: Any = None
+        self._exception: BaseException | None = None
+        self._done = False
+        self.peak = 0
+        self.worker: Task | None = None
+        self.task: Task | None = None
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return not self._done
+
+    def set_result(self, value: Any) -> None:
+        self._value = value
+        self._finish()
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._exception = exc
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._callback is not None:
+            self._callback(self)
+
+    def done(self) -> bool:
+        return self._done
+
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    def result(self) -> Any:
+        if self._exception is not None:
+            raise self._exception
+        return self._value
+
+
+AnyFuture = TaskFuture | JobFuture
 
 
 class WorkerHooks(Protocol):
@@ -44,7 +95,7 @@ class Task:
         self.limits = limits
         self.sock = sock
         self.slot = slot
-        self.future = TaskFuture()
+        self.future: AnyFuture = TaskFuture()
         self.future.task = self
         self.reader = _protocol.FrameReader()
         self.outgoing: deque[bytes | memoryview] = deque()
@@ -71,7 +122,7 @@ class Task:
         self.oom_before = 0
         # A reused worker's jobs sent behind the running one, oldest first: the worker
         # reads the next TASK as soon as it has sent IDLE, so it never waits for us.
-        self.queued: deque[tuple[TaskFuture, Limits, str]] = deque()
+        self.queued: deque[tuple[AnyFuture, Limits, str]] = deque()
         # The owner's count of jobs given to this worker and not yet reported IDLE.
         self.assigned = 0 if payload is None else 1
         self.retiring = False  # the owner has let it go; it exits after what it was sent
@@ -86,12 +137,12 @@ class Task:
         """A reused worker with nothing running and nothing sent behind it."""
         return self.resolved and not self.queued and self.watch is not None
 
-    def next_job(self, future: TaskFuture, payload: bytes, limits: Limits, name: str) -> None:
+    def next_job(self, future: AnyFuture, payload: bytes, limits: Limits, name: str) -> None:
         """An idle reused worker's next task: a fresh future and fresh per-task facts."""
         self._become(future, limits, name)
         self._queue_task(payload)
 
-    def queue_job(self, future: TaskFuture, payload: bytes, limits: Limits, name: str) -> None:
+    def queue_job(self, future: AnyFuture, payload: bytes, limits: Limits, name: str) -> None:
         """Send a busy worker its next task now; it becomes current at the worker's IDLE."""
         future.worker = future.task = self
         self.queued.append((future, limits, name))
@@ -104,7 +155,7 @@ class Task:
         self._become(*self.queued.popleft())
         return True
 
-    def _become(self, future: TaskFuture, limits: Limits, name: str) -> None:
+    def _become(self, future: AnyFuture, limits: Limits, name: str) -> None:
         self.job += 1
         future.worker = future.task = self
         self.future, self.limits, self.name = future, limits, name
