@@ -68,8 +68,8 @@ def big_caller(n: int) -> dict[str, float]:
     return rates
 
 
-def reuse_throughput(n_map: int, n_submit: int) -> dict[str, float]:
-    """Reused workers: a big map at automatic chunksize, then one submit per task."""
+def reuse_throughput(n_map: int) -> dict[str, float]:
+    """Reused workers: a big map at automatic chunksize."""
     items = list(range(n_map))
     rates = {}
     # Both pools get their workers started first: Pool starts them in its constructor,
@@ -80,23 +80,32 @@ def reuse_throughput(n_map: int, n_submit: int) -> dict[str, float]:
     with FORK.Pool(2) as pool:
         pool.map(wl.square, range(4), 1)
         rates["Pool.map"] = per_second(n_map, lambda: pool.map(wl.square, items))
-    small = range(n_submit)
+    return rates
+
+
+def per_task(n: int) -> dict[str, float]:
+    """One task per unit of work, reused workers: ``submit`` each, and ``map`` with the
+    executors' default chunksize of 1. Every executor runs a few tasks first, so its
+    workers are up (and isolator has seen how long its tasks take)."""
+    small = range(n)
+    rates = {}
+
+    def measure(label: str, ex: cf.Executor) -> None:
+        list(ex.map(wl.square, range(50)))
+        rates[f"{label}.submit per task"] = per_second(
+            n, lambda: [f.result() for f in [ex.submit(wl.square, x) for x in small]])
+        rates[f"{label}.map per task"] = per_second(n, lambda: list(ex.map(wl.square, small)))
+
     with IsolatedExecutor(2, max_tasks_per_child=10**9) as ex:
-        ex.submit(wl.square, 1).result()
-        rates["IsolatedExecutor.submit per task (reuse)"] = per_second(
-            n_submit, lambda: [f.result() for f in [ex.submit(wl.square, x) for x in small]])
+        measure("IsolatedExecutor (reuse)", ex)
     with cf.ProcessPoolExecutor(2, mp_context=FORK) as ex:
-        ex.submit(wl.square, 1).result()
-        rates["ProcessPoolExecutor.submit per task"] = per_second(
-            n_submit, lambda: [f.result() for f in [ex.submit(wl.square, x) for x in small]])
+        measure("ProcessPoolExecutor", ex)
     try:
         from loky import get_reusable_executor
     except ImportError:
         return rates
     ex = get_reusable_executor(2)
-    ex.submit(wl.square, 1).result()
-    rates["loky submit per task"] = per_second(
-        n_submit, lambda: [f.result() for f in [ex.submit(wl.square, x) for x in small]])
+    measure("loky", ex)
     ex.shutdown(wait=True)
     return rates
 
@@ -142,9 +151,17 @@ def main() -> None:
     show("fresh process per task, 2 workers: tasks/s", fresh_per_task(n), "tasks/s",
          "IsolatedExecutor(2)")
     show("caller holding 1 GiB: tasks/s", big_caller(n // 2), "tasks/s", "IsolatedExecutor(2)")
-    show("reuse mode: tasks/s", reuse_throughput(20_000 if args.quick else 200_000,
-                                                   2_000 if args.quick else 20_000),
+    show("reuse mode, map: tasks/s", reuse_throughput(20_000 if args.quick else 200_000),
          "tasks/s", "IsolatedPool.map (reuse)")
+    rates = per_task(2_000 if args.quick else 20_000)
+    show("reuse mode, one task per unit: tasks/s", rates, "tasks/s",
+         "IsolatedExecutor (reuse).submit per task")
+    for how in ("submit", "map"):
+        ours = rates[f"IsolatedExecutor (reuse).{how} per task"]
+        peers = {k: v for k, v in rates.items() if k.endswith(f".{how} per task")
+                 and not k.startswith("Isolated")}
+        best = max(peers, key=peers.__getitem__)
+        print(f"{how} per task: {ours / peers[best]:.2f}x the fastest peer ({best})")
     ratios = memory_after_fragmenting(5 if args.quick else 50)
     print("\nworker RSS after fragmenting tasks, over a fresh worker's")
     print(_common.table(["pool", "RSS / fresh"], [[k, f"{v:.2f}x"] for k, v in ratios.items()]))

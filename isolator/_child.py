@@ -85,36 +85,54 @@ def _on_breach(signum: int, frame: FrameType | None) -> None:
 
 
 def spare_main(channel: socket.socket, inherited: list[int], zygote_pid: int) -> NoReturn:
-    """A child forked ahead of time: wait for a task's spec and fds, then run it."""
-    for fd in inherited:
-        os.close(fd)
+    """A child forked ahead of time: detach while it waits, then run the task it gets."""
     try:
-        _platform.set_parent_death_signal(signal.SIGKILL)
-        if os.getppid() != zygote_pid:
-            os._exit(0)
+        _detach(inherited, zygote_pid)
+        _platform.set_process_name(b"isolator-spare")
         data, fds, _, _ = socket.recv_fds(channel, 1 << 16, 3)
     except BaseException:  # noqa: BLE001 - a spare that cannot wait has nothing to report
         os._exit(0)
     if not data:  # dropped by the zygote
         os._exit(0)
     channel.close()
-    main(pickle.loads(data), fds, [], zygote_pid)
+    _start(pickle.loads(data), fds)
 
 
 def main(spec: ChildSpec, fds: list[int], inherited: list[int], zygote_pid: int) -> NoReturn:
-    """Entry point after fork; never returns."""
+    """Entry point of a child forked for a task at once; never returns."""
+    try:
+        _detach(inherited, zygote_pid)
+    except BaseException:  # noqa: BLE001 - see _start: only os._exit leaves a child
+        os._exit(1)
+    _start(spec, fds)
+
+
+def _detach(inherited: list[int], zygote_pid: int) -> None:
+    """Everything a child does that does not depend on its task; a spare does it while
+    it waits, off the task's path."""
+    signal.set_wakeup_fd(-1)
+    for fd in inherited:
+        os.close(fd)
+    os.setpgid(0, 0)
+    _platform.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != zygote_pid:  # the zygote died before PDEATHSIG was armed
+        os._exit(1)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(BREACH_SIGNAL, _on_breach)
+
+
+def _start(spec: ChildSpec, fds: list[int]) -> NoReturn:
     code = 1
     try:
-        os.setpgid(0, 0)
-        _platform.set_parent_death_signal(signal.SIGKILL)
-        if os.getppid() != zygote_pid:  # the zygote died before PDEATHSIG was armed
-            os._exit(1)
+        _platform.set_process_name(b"isolator-task")
         sock = socket.socket(fileno=fds[0])
         # HELLO goes first: the supervisor starts watching us and sends the task while
         # we finish setting up, so the round trip costs no time. No user code runs
         # before both are done.
         _protocol.send_frame(sock, _protocol.HELLO, os.getpid().to_bytes(8, "big"))
-        _prepare(spec, fds[1:], inherited)
+        _prepare(spec, fds[1:])
         code = _serve(sock, spec.reuse)
     except BaseException:  # noqa: BLE001 - whatever happens, leave through os._exit
         import traceback
@@ -133,13 +151,7 @@ def _flush_stdio() -> None:
             pass
 
 
-def _prepare(spec: ChildSpec, stdio: list[int], inherited: list[int]) -> None:
-    signal.set_wakeup_fd(-1)
-    for fd in inherited:
-        os.close(fd)
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+def _prepare(spec: ChildSpec, stdio: list[int]) -> None:
     out_fd, err_fd = stdio
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
@@ -156,7 +168,6 @@ def _prepare(spec: ChildSpec, stdio: list[int], inherited: list[int]) -> None:
     global _limit, _spec
     _limit = spec.limit or 0
     _spec = spec
-    signal.signal(BREACH_SIGNAL, _on_breach)
 
 
 def _serve(sock: socket.socket, reuse: bool) -> int:

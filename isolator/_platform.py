@@ -10,6 +10,7 @@ import functools
 import sys
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 M_ARENA_MAX = -8
 
@@ -25,6 +26,11 @@ def set_parent_death_signal(signum: int) -> None:
     """Ask the kernel to send ``signum`` when the thread that forked us exits."""
     if _libc().prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def set_process_name(name: bytes) -> None:
+    """Name this process in ``/proc/PID/comm`` (what top and ps -o comm show), 15 bytes."""
+    _libc().prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
 
 
 def set_child_subreaper() -> None:

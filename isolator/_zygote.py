@@ -220,6 +220,7 @@ def main() -> None:
     if os.getppid() != parent:
         return
     _platform.set_child_subreaper()
+    _platform.set_process_name(b"isolator-zygote")
     _platform.limit_malloc_arenas()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     signal.signal(signal.SIGTERM, _exit_on_term)

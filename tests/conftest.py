@@ -40,14 +40,15 @@ def _zygote_pid() -> int:
 
 
 def task_children(zygote: int) -> list[int]:
-    """The zygote's children that are tasks: they lead their own process group (the
-    zygote's one spare, forked ahead of time, joins a group only once it gets a task)."""
+    """The zygote's children but its spare (forked ahead of time, named isolator-spare
+    until it gets a task)."""
     found = []
     for pid in children(zygote):
         try:
-            if os.getpgid(pid) == pid:
-                found.append(pid)
-        except ProcessLookupError:
+            with open(f"/proc/{pid}/comm") as fh:
+                if fh.read().strip() != "isolator-spare":
+                    found.append(pid)
+        except OSError:  # gone
             continue
     return found
 
