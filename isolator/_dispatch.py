@@ -170,7 +170,7 @@ class Dispatcher:
                     return
                 if not self._admits(self._pending[0]):
                     return
-                free, worker = self._reserve_worker()
+                free, worker = self._reserve_worker(self._pending[0])
                 if not free:
                     return
                 unit = self._pending.popleft()
@@ -199,7 +199,7 @@ class Dispatcher:
             if isinstance(inner, TaskFuture):  # a reused worker's job has its callback
                 inner.add_done_callback(functools.partial(self._inner_done, unit))
 
-    def _reserve_worker(self) -> tuple[bool, Task | None]:
+    def _reserve_worker(self, unit: _Unit) -> tuple[bool, Task | None]:
         """Under the lock, with the admission that decided it: whether a unit can start
         now, and on which reused worker (None: a new child). A new worker is counted as
         live at once, so two pumps cannot both start one."""
@@ -213,7 +213,7 @@ class Dispatcher:
             self._live_workers += 1
             return True, None
         for worker in self._workers:
-            if self._takes_next(worker):
+            if self._takes_next(worker, unit):
                 worker.assigned += 1
                 return True, worker
         return False, None
@@ -226,14 +226,17 @@ class Dispatcher:
             return 0
         return min(MAX_AHEAD, int(AHEAD_WORK / max(self._task_time, 1e-6)))
 
-    def _takes_next(self, worker: Task) -> bool:
+    def _takes_next(self, worker: Task, unit: _Unit) -> bool:
         """A worker may be sent its next unit while its current one runs, unless it is to
         be let go after that one (judged on its last known facts: exact for task counts).
         Not once the current one has ended: the worker's IDLE, with its new RSS for the
-        recycle policy, is moments away."""
+        recycle policy, is moments away. Not a unit with other limits (an escalated
+        retry): it may start before the supervisor moves the worker's cap to it."""
         assert self.recycle is not None
         if worker.assigned > self._ahead() or worker.resolved or worker.retiring \
                 or worker.tainted or worker.done:
+            return False
+        if unit.limits is not worker.limits and unit.limits != worker.limits:
             return False
         return not self.recycle(WorkerFacts(worker.tasks_done + worker.assigned,
                                             worker.baseline_rss,

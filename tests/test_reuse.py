@@ -14,6 +14,7 @@ from isolator import (
     IsolatedExecutor,
     IsolatedPool,
     MemoryLimitExceeded,
+    TaskTimeout,
     WorkerLost,
     _dispatch,
     recycle_after_tasks,
@@ -79,14 +80,14 @@ def test_a_breach_in_a_reused_worker_retires_it() -> None:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("how, error", [
     ("sigkill", WorkerLost), ("memory", MemoryLimitExceeded), ("exit", WorkerLost),
-    ("segfault", WorkerLost),
+    ("segfault", WorkerLost), ("timeout", TaskTimeout),
 ])
 def test_tasks_sent_ahead_to_a_worker_that_dies_run_elsewhere_once(
         how: str, error: type[BaseException], tmp_path: Any, monkeypatch: Any) -> None:
     # However slow this machine is, short tasks are sent ahead (the most a worker takes).
     monkeypatch.setattr(_dispatch, "AHEAD_WORK", 10.0)
     log = tmp_path / "ran.txt"
-    with IsolatedExecutor(2, max_tasks_per_child=10**6, max_mem="64MiB",
+    with IsolatedExecutor(2, max_tasks_per_child=10**6, max_mem="64MiB", timeout=3,
                           kill_grace=0.1) as ex:
         assert list(ex.map(w.square, range(50))) == [x * x for x in range(50)]
         futures = [ex.submit(w.note_then_die_on, str(log), x, 150, how) for x in range(300)]
