@@ -66,6 +66,7 @@ class _Unit:
     limits: Limits
     name: str
     inner: AnyFuture | None = None
+    started: bool = False  # its future is running: it was started once (a retry, or resent)
     retry_state: Any = None
     earlier: list[BaseException] = field(default_factory=list)
 
@@ -115,6 +116,7 @@ class Dispatcher:
         self._workers: list[Task] = []  # reused workers that may be sent a next unit
         self._live_workers = 0  # started and not yet exited, busy or idle
         self._task_time: float | None = None  # seconds a reused worker spends per task
+        self._ahead_now = 0  # _ahead() for the current _task_time
         self._leaks = LeakWatch()
         self._last_name: dict[int, str] = {}
         if budget is not None and limits.max_mem is not None and limits.max_mem > budget:
@@ -165,7 +167,7 @@ class Dispatcher:
     def _pump(self) -> None:
         while True:
             with self._lock:
-                if len(self._running) >= self.workers * (1 + self._ahead()) \
+                if len(self._running) >= self.workers * (1 + self._ahead_now) \
                         or not self._pending:
                     return
                 if not self._admits(self._pending[0]):
@@ -175,12 +177,13 @@ class Dispatcher:
                     return
                 unit = self._pending.popleft()
                 # A retry, or a unit back from a worker that left before starting it.
-                again = unit.future.running()
+                again = unit.started
                 if not again and not unit.future.set_running_or_notify_cancel():
                     self._counts["cancelled"] += 1
                     self._unreserve(worker)
                     self._idle.notify_all()
                     continue
+                unit.started = True
                 self._running[unit.future] = unit
                 self._admitted += unit.cap
                 self._peak_admitted = max(self._peak_admitted, self._admitted)
@@ -233,7 +236,7 @@ class Dispatcher:
         recycle policy, is moments away. Not a unit with other limits (an escalated
         retry): it may start before the supervisor moves the worker's cap to it."""
         assert self.recycle is not None
-        if worker.assigned > self._ahead() or worker.resolved or worker.retiring \
+        if worker.assigned > self._ahead_now or worker.resolved or worker.retiring \
                 or worker.tainted or worker.done:
             return False
         if unit.limits is not worker.limits and unit.limits != worker.limits:
@@ -279,6 +282,7 @@ class Dispatcher:
                 last = self._task_time
                 ran = worker.last_job_time
                 self._task_time = ran if last is None else last + (ran - last) / 5
+                self._ahead_now = self._ahead()
             if worker.retiring:  # let go already: it exits after what it was sent
                 return
         if self.limits.forensics != "off" and not worker.tainted:
