@@ -6,11 +6,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+_initialized_for: str | None = None  # the pool whose initializer this process has run
 
-def with_initializer(initializer: Callable[..., Any], initargs: tuple[Any, ...],
+
+def with_initializer(pool: str, initializer: Callable[..., Any], initargs: tuple[Any, ...],
                      fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """Run a pool's ``initializer`` in the fresh child, then the task."""
-    initializer(*initargs)
+    """Run the ``initializer`` of ``pool`` (a token) once in this process, then the task.
+
+    A fresh child runs it before its one unit; a reused worker before its first (again
+    after one that raised in it), as ``multiprocessing.Pool`` runs it once per worker.
+    """
+    global _initialized_for
+    if _initialized_for != pool:
+        initializer(*initargs)
+        _initialized_for = pool
     return fn(*args, **kwargs)
 
 

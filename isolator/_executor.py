@@ -61,7 +61,8 @@ class IsolatedExecutor(Executor):
     ``max_tasks_per_child`` is above one or a ``recycle`` policy is given: a worker runs
     ``gc.collect()`` and ``malloc_trim(0)`` between tasks and is replaced when the policy
     says so, or after a memory breach, with its replacement started at once.
-    ``initializer(*initargs)`` runs in each child before each task.
+    ``initializer(*initargs)`` runs once in each worker process, before its first task
+    (in every child when each task has its own).
     ``progress`` is called with each future as it completes. ``retry``/``stop``/``wait``
     are tenacity strategies and ``escalate`` an ``escalate_memory``: a failed unit is
     retried in a fresh child, with a larger cap after a breach. Tasks whose caps add up
@@ -105,6 +106,7 @@ class IsolatedExecutor(Executor):
                              forensics=forensics)
         self._initializer = initializer
         self._initargs = tuple(initargs)
+        self._token = f"{os.getpid()}:{id(self)}:{time.monotonic_ns()}"  # names this pool
         budget = default_budget() if memory_budget is None else \
             parse_size(memory_budget, name="memory_budget")
         policy = make_retry_policy(retry, stop, wait, escalate)
@@ -117,7 +119,8 @@ class IsolatedExecutor(Executor):
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                 name: str) -> Future[Any]:
         if self._initializer is not None:
-            fn, args = with_initializer, (self._initializer, self._initargs, fn, *args)
+            fn, args = with_initializer, (self._token, self._initializer, self._initargs, fn,
+                                          *args)
         return self._dispatcher.submit(fn, args, kwargs, name)
 
     def map(self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None,

@@ -96,7 +96,8 @@ class IsolatedPool:
 
     ``processes`` children run at once (default: one per CPU). ``maxtasksperchild`` is
     honoured as the maximum it is: each unit currently gets a process of its own.
-    ``initializer(*initargs)`` runs in each child before its work. Retries, memory
+    ``initializer(*initargs)`` runs once in each worker process, before its first unit.
+    Retries, memory
     escalation and the memory budget work as in :class:`IsolatedExecutor`.
     """
 

@@ -156,7 +156,7 @@ def remember(tag: str) -> None:
     _initialized.append(tag)
 
 
-def initialized() -> list[str]:
+def initialized(_: object = None) -> list[str]:
     return list(_initialized)
 
 

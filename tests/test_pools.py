@@ -84,6 +84,23 @@ def test_initializer_runs_in_each_child() -> None:
         assert ex.submit(w.initialized).result() == ["init"]  # a fresh process again
 
 
+def test_initializer_runs_once_per_reused_worker() -> None:
+    with IsolatedExecutor(1, max_tasks_per_child=3, initializer=w.remember,
+                          initargs=("init",)) as ex:
+        seen = [ex.submit(w.initialized).result() for _ in range(4)]
+    assert seen == [["init"]] * 4  # once in each worker (the fourth task has a new one)
+    with IsolatedPool(1, w.remember, ("pool",), maxtasksperchild=10) as pool:
+        assert pool.map(w.initialized, range(3), 1) == [["pool"]] * 3
+
+
+def test_a_failing_initializer_fails_the_unit_and_is_tried_again() -> None:
+    with IsolatedExecutor(1, max_tasks_per_child=10, initializer=w.fail_on,
+                          initargs=(1, 1)) as ex:
+        for _ in range(2):
+            with pytest.raises(ValueError):
+                ex.submit(w.square, 2).result()
+
+
 def test_statistics_and_progress_hook() -> None:
     seen: list[Any] = []
     with IsolatedExecutor(2, max_mem="64MiB", progress=seen.append) as ex:
