@@ -38,7 +38,6 @@ class ChildSpec(NamedTuple):
     reuse: bool = False  # serve task after task until told to stop (a pool's reused worker)
     forensics: str = "off"  # what to record about the heap on a memory error
     forensics_budget: float = 2.0  # seconds the heap walk may take
-    capture: str | None = None  # memray capture file of the deep level, or None
 
 
 _spec = ChildSpec(None, None, None, "")
@@ -173,9 +172,13 @@ def _prepare(spec: ChildSpec, stdio: list[int]) -> None:
 def _serve(sock: socket.socket, reuse: bool) -> int:
     held = 0
     me = StatusReader(os.getpid()) if reuse else None
+    global _job_capture
     while True:
         try:
-            _, body = _protocol.recv_frame(sock)
+            tag, body = _protocol.recv_frame(sock)
+            if tag == _protocol.CAPTURE:  # this task's own memray capture
+                _job_capture = body.decode()
+                tag, body = _protocol.recv_frame(sock)
         except EOFError:  # the supervisor retired this worker
             return 0
         tag, payload = _run_task(body)
@@ -220,16 +223,20 @@ def _run_task(body: bytes) -> tuple[int, bytes]:
 
 
 _task_started = 0.0  # time.monotonic() when the task began: growth is measured since
+_job_capture: str | None = None  # a reused worker's capture file for its next task
 
 
 def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    global _armed, _task_started
+    global _armed, _task_started, _job_capture
     _task_started = time.monotonic()
     tracker = None
-    if _spec.capture is not None:
+    capture, _job_capture = _job_capture, None
+    if capture is not None:
         from . import _native
 
-        tracker = _native.start(_spec.capture)
+        # Closed before the outcome is sent: a reused worker's capture is complete when
+        # the supervisor reads it.
+        tracker = _native.start(capture)
     _armed = True
     try:
         return fn(*args, **kwargs)

@@ -1,9 +1,12 @@
 """Native allocation tracking for the deep forensics level, through memray.
 
-The child writes memray's capture file (its default format survives SIGKILL and
-``os._exit``, unlike the aggregated one) into a private directory the supervisor made;
-the supervisor reads it after the child is gone, so allocation sites reach the report
-whatever killed the task. memray is an optional extra (``isolator[memray]``).
+Each task at the deep level gets its own capture file, in a private directory the
+supervisor made (a CAPTURE frame names it before the TASK), and the child tracks the task
+into it. The child closes the file before it sends the task's outcome, so the supervisor
+reads it then; when the task was killed instead, it reads it after the child is gone
+(memray's default format survives SIGKILL and ``os._exit``, unlike the aggregated one),
+so allocation sites reach the report whatever ended the task, in fresh children and
+reused workers alike. memray is an optional extra (``isolator[memray]``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ imported on both sides; the child's stdout and stderr never touch this socket.
       │ ── RESULT(pickle) ─────────▶ │   or
       │ ── RAISED(exc, traceback) ─▶ │
       │ ── IDLE(rss) ──────────────▶ │   reused workers only: tidied, taking the next
-      │ ◀──────────── TASK ... / EOF │   TASK; EOF retires the worker
+      │ ◀─── [CAPTURE] TASK ... / EOF │   TASK (after CAPTURE(path) at the deep forensics
+                                           level); EOF retires the worker
 
 A reused worker may find its next TASKs already waiting (the supervisor sends short tasks
 ahead), so it answers every TASK in order; the supervisor matches outcomes to tasks by
@@ -30,6 +31,7 @@ TASK = 2
 RESULT = 3
 RAISED = 4
 IDLE = 5  # a reused worker finished a task and tidied up; body: its RSS, 8 bytes
+CAPTURE = 6  # to a reused worker, before a TASK: track it with memray into this file
 
 _HEADER = struct.Struct("!BQ")
 _CHUNK = 1 << 20

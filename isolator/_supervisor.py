@@ -115,14 +115,11 @@ class Supervisor:
         slot = self._cgroup_slot(limits)
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
-        task = Task(next(self._ids), limits, ours, payload, slot, name, worker)
-        if limits.forensics == "deep" and limits.max_mem is not None and worker is None:
-            if _native.available():
-                task.capture = _native.capture_path()
-                warm = (*warm, "memray")
-            else:
-                task.native_missing = ("native tracking needs memray: "
-                                       "pip install 'isolator[memray]'")
+        capture, missing = _capture_for(limits) if payload is not None else (None, None)
+        if _deep(limits) and missing is None and _native.available():
+            warm = (*warm, "memray")  # imported once, not by every tracked task
+        task = Task(next(self._ids), limits, ours, payload, slot, name, worker, capture)
+        task.native_missing = missing
         spec = ChildSpec(
             limit=limits.max_mem,
             rlimit_data=limits.max_mem if limits.rlimit_data else None,
@@ -132,7 +129,6 @@ class Supervisor:
             # A reused worker may be examined for leaks even without a cap.
             forensics=limits.forensics if limits.max_mem is not None or worker is not None
             else "off",
-            capture=task.capture,
         )
         self._tasks[task.id] = task
         self._selector.register(ours, selectors.EVENT_READ, task)
@@ -174,11 +170,12 @@ class Supervisor:
             future.set_running_or_notify_cancel()
             future.set_exception(NotStarted("the reused worker exited before its next task"))
             return
+        capture, task.native_missing = _capture_for(limits)
         if task.idle:
-            task.next_job(future, payload, limits, name)
+            task.next_job(future, payload, limits, name, capture)
             self._begin_job(task)
         else:  # busy, or not set up yet: the task waits in its socket
-            task.queue_job(future, payload, limits, name)
+            task.queue_job(future, payload, limits, name, capture)
         if task.watch is not None:
             # Sent once this round of events is handled: one write for all the tasks a
             # worker was given in it, and one wake-up of the worker at most.
@@ -358,9 +355,7 @@ class Supervisor:
                     self._on_hello(task, value)
             elif tag != _protocol.IDLE:
                 task.message = value
-                # With a memray capture the report waits for the exit: the file is
-                # complete only once the child is gone.
-                if not task.resolved and (task.capture is None or gone):
+                if not task.resolved:
                     self._resolve(task)
             elif task.hooks is not None and not task.done:
                 task.tasks_done += 1
@@ -457,6 +452,9 @@ class Supervisor:
             task.slot = None
         if not task.resolved:
             task.resolved = True
+            if task.capture is not None:
+                _native.discard(task.capture)
+                task.capture = None
             if task.future.set_running_or_notify_cancel():
                 task.future.set_exception(exc)
         _fail_queued(task, exc)
@@ -549,9 +547,24 @@ def _nothing() -> None:
 
 def _fail_queued(task: Task, exc: BaseException) -> None:
     while task.queued:
-        future = task.queued.popleft()[0]
+        future, _, _, capture = task.queued.popleft()
+        if capture is not None:
+            _native.discard(capture)
         if future.set_running_or_notify_cancel():
             future.set_exception(exc)
+
+
+def _deep(limits: Limits) -> bool:
+    return limits.forensics == "deep" and limits.max_mem is not None
+
+
+def _capture_for(limits: Limits) -> tuple[str | None, str | None]:
+    """A new memray capture file for one task at the deep level, or why there is none."""
+    if not _deep(limits):
+        return None, None
+    if not _native.available():
+        return None, "native tracking needs memray: pip install 'isolator[memray]'"
+    return _native.capture_path(), None
 
 
 def _native_sites(capture: str) -> dict[str, Any]:

@@ -87,7 +87,8 @@ class Task:
     """State of one call, owned by the supervisor thread once submitted."""
 
     def __init__(self, task_id: int, limits: Limits, sock: Any, payload: bytes | None,
-                 slot: Any, name: str, hooks: WorkerHooks | None = None) -> None:
+                 slot: Any, name: str, hooks: WorkerHooks | None = None,
+                 capture: str | None = None) -> None:
         self.id = task_id
         self.name = name
         self.started_at = time.time()
@@ -100,13 +101,15 @@ class Task:
         self.reader = _protocol.FrameReader()
         self.outgoing: deque[bytes | memoryview] = deque()
         if payload is not None:
-            self._queue_task(payload)
+            self._queue_task(payload, capture)
         self.hooks = hooks
         self.job = 0
         self.tasks_done = 0
         self.baseline_rss = 0
         self.tainted = False  # a reused worker whose task breached: never reused again
-        self.capture: str | None = None  # memray capture of the deep forensics level
+        # The memray capture of the deep forensics level: a fresh child's (complete once
+        # it has exited), or a reused worker's current task's (complete at its outcome).
+        self.capture = capture
         self.native_missing: str | None = None  # why the deep level has no capture
         if hooks is not None:
             self.future.worker = self
@@ -122,14 +125,16 @@ class Task:
         self.oom_before = 0
         # A reused worker's jobs sent behind the running one, oldest first: the worker
         # reads the next TASK as soon as it has sent IDLE, so it never waits for us.
-        self.queued: deque[tuple[AnyFuture, Limits, str]] = deque()
+        self.queued: deque[tuple[AnyFuture, Limits, str, str | None]] = deque()
         # The owner's count of jobs given to this worker and not yet reported IDLE.
         self.assigned = 0 if payload is None else 1
         self.retiring = False  # the owner has let it go; it exits after what it was sent
         self.last_rss = 0  # its RSS at its last IDLE
         self.last_job_time = 0.0  # seconds from its last job's start (or send) to its IDLE
 
-    def _queue_task(self, payload: bytes) -> None:
+    def _queue_task(self, payload: bytes, capture: str | None = None) -> None:
+        if capture is not None:
+            self.outgoing.extend(_protocol.frame(_protocol.CAPTURE, capture.encode()))
         self.outgoing.extend(_protocol.frame(_protocol.TASK, payload))
 
     @property
@@ -137,16 +142,18 @@ class Task:
         """A reused worker with nothing running and nothing sent behind it."""
         return self.resolved and not self.queued and self.watch is not None
 
-    def next_job(self, future: AnyFuture, payload: bytes, limits: Limits, name: str) -> None:
+    def next_job(self, future: AnyFuture, payload: bytes, limits: Limits, name: str,
+                 capture: str | None = None) -> None:
         """An idle reused worker's next task: a fresh future and fresh per-task facts."""
-        self._become(future, limits, name)
-        self._queue_task(payload)
+        self._become(future, limits, name, capture)
+        self._queue_task(payload, capture)
 
-    def queue_job(self, future: AnyFuture, payload: bytes, limits: Limits, name: str) -> None:
+    def queue_job(self, future: AnyFuture, payload: bytes, limits: Limits, name: str,
+                  capture: str | None = None) -> None:
         """Send a busy worker its next task now; it becomes current at the worker's IDLE."""
         future.worker = future.task = self
-        self.queued.append((future, limits, name))
-        self._queue_task(payload)
+        self.queued.append((future, limits, name, capture))
+        self._queue_task(payload, capture)
 
     def promote(self) -> bool:
         """At IDLE: the job sent behind the finished one is now running; False if none."""
@@ -155,8 +162,10 @@ class Task:
         self._become(*self.queued.popleft())
         return True
 
-    def _become(self, future: AnyFuture, limits: Limits, name: str) -> None:
+    def _become(self, future: AnyFuture, limits: Limits, name: str,
+                capture: str | None) -> None:
         self.job += 1
+        self.capture = capture
         future.worker = future.task = self
         self.future, self.limits, self.name = future, limits, name
         self.message, self.resolved, self.stop_reason = None, False, None

@@ -129,6 +129,25 @@ def test_deep_level_names_allocation_sites_even_after_sigkill() -> None:
         assert "heap" in report.missing
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("task, args", [(w.hoard, (256,)), (w.grow_python_objects, (64,))])
+def test_deep_level_tracks_each_task_of_a_reused_worker(task: Any, args: tuple[Any, ...]) -> None:
+    pytest.importorskip("memray")
+    with IsolatedExecutor(1, max_tasks_per_child=100, max_mem=CAP, report_dir=None,
+                          forensics="deep") as ex:
+        pid = ex.submit(w.my_pid).result()
+        assert [ex.submit(w.my_pid).result() for _ in range(2)] == [pid, pid]  # reused
+        failed = ex.submit(task, *args)
+        assert ex.submit(w.square, 3).result() == 9  # the next task runs (elsewhere)
+    error = failed.exception()
+    assert isinstance(error, MemoryLimitExceeded)
+    sites = error.report.sections["native"]["high_water_mark"]
+    name = f"{task.__name__} (_workloads.py"
+    assert any(name in frame for site in sites for frame in site["stack"])
+    # The tracked tasks before it are not in its capture: each task has its own.
+    assert not any("my_pid" in frame for site in sites for frame in site["stack"])
+
+
 @pytest.mark.timeout(60)
 def test_a_breach_inside_one_c_call_still_leaves_a_report(tmp_path: Path) -> None:
     with pytest.raises(MemoryLimitExceeded) as info:
