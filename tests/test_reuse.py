@@ -103,6 +103,38 @@ def test_tasks_sent_ahead_to_a_worker_that_dies_run_elsewhere_once(
     assert sorted(runs) == list(range(300)) and set(runs.values()) == {1}  # once each
 
 
+@pytest.mark.timeout(180)
+def test_a_mixed_batch_on_reused_workers_loses_nothing_and_runs_nothing_twice(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    import random
+
+    monkeypatch.setattr(_dispatch, "AHEAD_WORK", 10.0)  # send ahead whatever the machine
+    rng = random.Random(20261122)
+    hows = ["ok"] * 40 + ["sigkill", "memory", "exit", "segfault", "timeout", "raise"]
+    plan = [rng.choice(hows) for _ in range(400)]
+    log = tmp_path / "ran.txt"
+    with IsolatedExecutor(2, max_mem="64MiB", timeout=3, kill_grace=0.1,
+                          recycle=recycle_after_tasks(25)) as ex:
+        futures = [ex.submit(w.note_then_die_on, str(log), x, x if how != "ok" else -1,
+                             "exit" if how == "raise" else how)
+                   if how != "raise" else ex.submit(w.fail_on, x, x)
+                   for x, how in enumerate(plan)]
+        _, not_done = wait(futures, timeout=150)
+        stats = ex.statistics()
+    assert not not_done
+    expected = {"sigkill": WorkerLost, "memory": MemoryLimitExceeded, "exit": WorkerLost,
+                "segfault": WorkerLost, "timeout": TaskTimeout, "raise": ValueError}
+    for x, (how, future) in enumerate(zip(plan, futures, strict=True)):
+        if how == "ok":
+            assert future.result() == x
+        else:
+            assert isinstance(future.exception(), expected[how]), (x, how)
+    runs = Counter(int(line) for line in log.read_text().split())
+    assert set(runs.values()) == {1}  # nothing ran twice
+    assert sorted(runs) == [x for x, how in enumerate(plan) if how != "raise"]  # nor was lost
+    assert stats.completed == plan.count("ok") and stats.failed == len(plan) - plan.count("ok")
+
+
 @pytest.mark.timeout(60)
 def test_long_tasks_are_not_sent_ahead() -> None:
     with IsolatedExecutor(2, max_tasks_per_child=100) as ex:
