@@ -267,7 +267,8 @@ class Dispatcher:
                 self._live_workers -= 1
             raise
         with self._lock:
-            if inner.worker is not None and not inner.worker.done:
+            if inner.worker is not None and not inner.worker.done \
+                    and inner.worker not in self._workers:
                 self._workers.append(inner.worker)
         return inner
 
@@ -278,6 +279,8 @@ class Dispatcher:
         with self._lock:
             worker.assigned = max(0, worker.assigned - 1)
             worker.last_rss = rss
+            if worker not in self._workers and not worker.retiring:  # a replacement
+                self._workers.append(worker)
             if worker.tasks_done:
                 last = self._task_time
                 ran = worker.last_job_time

@@ -136,6 +136,17 @@ def test_a_mixed_batch_on_reused_workers_loses_nothing_and_runs_nothing_twice(
 
 
 @pytest.mark.timeout(60)
+def test_replacement_workers_are_sent_tasks_ahead_too(monkeypatch: Any) -> None:
+    monkeypatch.setattr(_dispatch, "AHEAD_WORK", 10.0)
+    with IsolatedExecutor(2, max_tasks_per_child=20) as ex:
+        assert list(ex.map(w.square, range(200))) == [x * x for x in range(200)]
+        dispatcher = ex._dispatcher
+        assert ex.statistics().recycled >= 8
+        idle = list(dispatcher._idle_workers)
+        assert idle and all(worker in dispatcher._workers for worker in idle)
+
+
+@pytest.mark.timeout(60)
 def test_long_tasks_are_not_sent_ahead() -> None:
     with IsolatedExecutor(2, max_tasks_per_child=100) as ex:
         list(ex.map(w.sleep_for, [0.02] * 6))
