@@ -8,6 +8,7 @@ from typing import Any
 
 import _workloads as w
 import pytest
+from conftest import wait_until
 
 from isolator import (
     ConfigurationError,
@@ -142,8 +143,9 @@ def test_replacement_workers_are_sent_tasks_ahead_too(monkeypatch: Any) -> None:
         assert list(ex.map(w.square, range(200))) == [x * x for x in range(200)]
         dispatcher = ex._dispatcher
         assert ex.statistics().recycled >= 8
-        idle = list(dispatcher._idle_workers)
-        assert idle and all(worker in dispatcher._workers for worker in idle)
+        # The results come before the workers' IDLE: wait for both to be idle.
+        assert wait_until(lambda: len(dispatcher._idle_workers) == 2)
+        assert all(worker in dispatcher._workers for worker in dispatcher._idle_workers)
 
 
 @pytest.mark.timeout(60)
