@@ -127,9 +127,9 @@ def _start(spec: ChildSpec, fds: list[int]) -> NoReturn:
     try:
         _platform.set_process_name(b"isolator-task")
         sock = socket.socket(fileno=fds[0])
-        # HELLO goes first: the supervisor starts watching us and sends the task while
-        # we finish setting up, so the round trip costs no time. No user code runs
-        # before both are done.
+        # HELLO goes first: the supervisor starts watching us while we finish setting
+        # up. A fresh child's task is in the socket already; a reused worker's comes
+        # once the supervisor has taken its fresh RSS.
         _protocol.send_frame(sock, _protocol.HELLO, os.getpid().to_bytes(8, "big"))
         _prepare(spec, fds[1:])
         code = _serve(sock, spec.reuse)

@@ -6,8 +6,9 @@ itself, so a 1 GiB result is never pickled twice. Only this module and ``_serial
 imported on both sides; the child's stdout and stderr never touch this socket.
 
     child                          supervisor
-      │ ── HELLO(pid) ─────────────▶ │   handshake: the child is set up and alive
-      │ ◀──────────── TASK(fn,args) ─│   sent once the sampler watches the child
+      │ ── HELLO(pid) ─────────────▶ │   handshake: the child is alive; it is watched
+      │ ◀──────────── TASK(fn,args) ─│   a fresh child's is written before the fork,
+                                          a reused worker's after its HELLO
       │ ── RESULT(pickle) ─────────▶ │   or
       │ ── RAISED(exc, traceback) ─▶ │
       │ ── IDLE(rss) ──────────────▶ │   reused workers only: tidied, taking the next

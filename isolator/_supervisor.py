@@ -130,6 +130,12 @@ class Supervisor:
             forensics=limits.forensics if limits.max_mem is not None or worker is not None
             else "off",
         )
+        if worker is None:
+            # Into the socket before the child exists: it reads its task right after its
+            # HELLO instead of waiting for our answer to it (the sampler starts watching
+            # at that HELLO, before the first sample would be due anyway). A reused
+            # worker waits: its fresh RSS, taken at HELLO, is its recycle baseline.
+            task.write_some()
         self._tasks[task.id] = task
         self._selector.register(ours, selectors.EVENT_READ, task)
         stdio, opened = _stdio()
@@ -324,11 +330,11 @@ class Supervisor:
             task.oom_before = task.slot.oom_kills()
         self.sampler.watch(task.watch)
         task.baseline_rss = task.watch.last
-        if limits.timeout is not None and task.outgoing:
+        if limits.timeout is not None and task.given:
             self._at(time.monotonic() + limits.timeout, task, "timeout")
         if task.stop_reason is not None:  # cancelled before it started
             task.watch.kill()
-        elif task.hooks is not None and not task.outgoing:  # a worker started with no task
+        elif task.hooks is not None and not task.given:  # a worker started with no task
             task.baseline_rss = task.watch.last
             task.resolved = True
             task.hooks.on_idle(task, task.watch.last)

@@ -100,6 +100,7 @@ class Task:
         self.future.task = self
         self.reader = _protocol.FrameReader()
         self.outgoing: deque[bytes | memoryview] = deque()
+        self.given = payload is not None  # it was started with a task, not idle
         if payload is not None:
             self._queue_task(payload, capture)
         self.hooks = hooks

@@ -22,8 +22,8 @@ file descriptors passed alongside with SCM_RIGHTS)::
                            | ("failed", task_id, message)
 
 The child's pid reaches the supervisor in the child's own HELLO, not from here: the
-supervisor starts watching a child before it sends the task, so no user code runs
-unwatched.
+supervisor starts watching a child when its HELLO arrives, within a fraction of the
+sampler's first interval.
 """
 
 from __future__ import annotations
