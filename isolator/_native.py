@@ -28,6 +28,20 @@ def available() -> bool:
     return True
 
 
+def wanted(forensics: str, cap: int | None) -> bool:
+    """Whether a task is tracked: at the deep level, under a cap."""
+    return forensics == "deep" and cap is not None
+
+
+def capture_for(forensics: str, cap: int | None) -> tuple[str | None, str | None]:
+    """A new capture file for one task when it is tracked, or why it cannot be."""
+    if not wanted(forensics, cap):
+        return None, None
+    if not available():
+        return None, "native tracking needs memray: pip install 'isolator[memray]'"
+    return capture_path(), None
+
+
 def capture_path() -> str:
     """A capture file in a new 0700 directory (the capture holds the task's call stacks)."""
     return os.path.join(tempfile.mkdtemp(prefix="isolator-capture-"), "capture.bin")
@@ -59,6 +73,14 @@ def read(path: str) -> dict[str, Any]:
         }
     finally:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+def sites(path: str) -> dict[str, Any]:
+    """``read``, or what went wrong: a report without this part beats none."""
+    try:
+        return read(path)
+    except Exception as exc:  # noqa: BLE001 - any failure of the reader
+        return {"error": f"the memray capture could not be read: {exc}"}
 
 
 def discard(path: str) -> None:

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import atexit
 import functools
-import heapq
 import itertools
 import logging
-import math
 import os
 import pickle
 import selectors
@@ -58,6 +56,7 @@ from ._outcome import Ending, resolve
 from ._postmortem import report_for
 from ._sampler import Sampler, Watch
 from ._task import AnyFuture, JobFuture, Task, TaskFuture, WorkerHooks
+from ._timers import Timers
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ZYGOTE_CODE = (
@@ -81,9 +80,7 @@ class Supervisor:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
-        self._timers: list[tuple[float, int, int, str]] = []
-        self._timer_lock = threading.Lock()
-        self._wake_at = math.inf  # when the loop's current select() returns at the latest
+        self._timers = Timers()
         self._ctrl: socket.socket | None = None
         self._zygote: subprocess.Popen[bytes] | None = None
         self._ready = threading.Event()
@@ -115,8 +112,11 @@ class Supervisor:
         slot = self._cgroup_slot(limits)
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
-        capture, missing = _capture_for(limits) if payload is not None else (None, None)
-        if _deep(limits) and missing is None and _native.available():
+        tracked = _native.wanted(limits.forensics, limits.max_mem)
+        capture, missing = (None, None)
+        if payload is not None:
+            capture, missing = _native.capture_for(limits.forensics, limits.max_mem)
+        if tracked and missing is None and _native.available():
             warm = (*warm, "memray")  # imported once, not by every tracked task
         task = Task(next(self._ids), limits, ours, payload, slot, name, worker, capture)
         task.native_missing = missing
@@ -176,7 +176,7 @@ class Supervisor:
             future.set_running_or_notify_cancel()
             future.set_exception(NotStarted("the reused worker exited before its next task"))
             return
-        capture, task.native_missing = _capture_for(limits)
+        capture, task.native_missing = _native.capture_for(limits.forensics, limits.max_mem)
         if task.idle:
             task.next_job(future, payload, limits, name, capture)
             self._begin_job(task)
@@ -267,7 +267,7 @@ class Supervisor:
         finally:
             self._ready.set()
         while self._ctrl is not None or not self._closed:
-            for key, events in self._selector.select(self._next_timer()):
+            for key, events in self._selector.select(self._timers.sleep_for()):
                 try:
                     if isinstance(key.data, Task):
                         self._on_child(key.data, events)
@@ -412,7 +412,7 @@ class Supervisor:
         if task.capture is not None:
             capture, task.capture = task.capture, None
             if isinstance(value, MemoryLimitExceeded):
-                native = _native_sites(capture)
+                native = _native.sites(capture)
             else:
                 _native.discard(capture)
         if isinstance(value, MemoryLimitExceeded):
@@ -480,32 +480,14 @@ class Supervisor:
 
     def _at(self, when: float, task: Task, what: str) -> None:
         """Add a timer (any thread); the loop is woken only if it would sleep past it."""
-        # Keyed by the job too: a reused worker's old timeout must not hit its next task.
-        entry = (when, next(self._ids), task.id, f"{what}:{task.job}")
-        with self._timer_lock:
-            heapq.heappush(self._timers, entry)
-            wake = when < self._wake_at
+        wake = self._timers.add(when, task.id, what, task.job)
         if wake and threading.current_thread() is not self._thread:
             self.call_soon(_nothing)
 
-    def _next_timer(self) -> float | None:
-        with self._timer_lock:
-            if not self._timers:
-                self._wake_at = math.inf
-                return None
-            self._wake_at = self._timers[0][0]
-            return max(0.0, self._wake_at - time.monotonic())
-
     def _run_timers(self) -> None:
-        now = time.monotonic()
-        while True:
-            with self._timer_lock:
-                if not self._timers or self._timers[0][0] > now:
-                    return
-                _, _, task_id, label = heapq.heappop(self._timers)
+        for task_id, what, job in self._timers.due():
             task = self._tasks.get(task_id)
-            what, job = label.split(":")
-            if task is None or task.done or int(job) != task.job or \
+            if task is None or task.done or job != task.job or \
                     (what == "timeout" and task.resolved):
                 continue
             if what == "kill" and task.watch is not None:
@@ -558,26 +540,6 @@ def _fail_queued(task: Task, exc: BaseException) -> None:
             _native.discard(capture)
         if future.set_running_or_notify_cancel():
             future.set_exception(exc)
-
-
-def _deep(limits: Limits) -> bool:
-    return limits.forensics == "deep" and limits.max_mem is not None
-
-
-def _capture_for(limits: Limits) -> tuple[str | None, str | None]:
-    """A new memray capture file for one task at the deep level, or why there is none."""
-    if not _deep(limits):
-        return None, None
-    if not _native.available():
-        return None, "native tracking needs memray: pip install 'isolator[memray]'"
-    return _native.capture_path(), None
-
-
-def _native_sites(capture: str) -> dict[str, Any]:
-    try:
-        return _native.read(capture)
-    except Exception as exc:  # noqa: BLE001 - a report without this part beats none
-        return {"error": f"the memray capture could not be read: {exc}"}
 
 
 def _shut_write(task: Task) -> None:
