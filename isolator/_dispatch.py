@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _serialize
-from ._calls import leak_probe
 from ._decorator import warm_modules
 from ._errors import (
     ConfigurationError,
@@ -29,12 +28,13 @@ from ._errors import (
     PoolClosed,
     SerializationError,
 )
-from ._leakwatch import LeakWatch, leak_report
+from ._leakwatch import LeakWatch
 from ._options import Limits, default_soft_limit
-from ._recycle import WorkerFacts, recycle_base
+from ._recycle import recycle_base
 from ._retry import RetryPolicy, record_attempts
+from ._reuse import ReusedWorkers
 from ._supervisor import Supervisor, get_supervisor
-from ._task import AnyFuture, JobFuture, Task, TaskFuture
+from ._task import AnyFuture, Task, TaskFuture
 from ._units import format_size
 
 
@@ -75,12 +75,6 @@ class _Unit:
         return self.limits.max_mem or 0
 
 
-#: Work a busy reused worker may be given beyond its current task, in seconds of its
-#: tasks' recent average: only short tasks are sent ahead, at most ``MAX_AHEAD``.
-AHEAD_WORK = 0.002
-MAX_AHEAD = 8
-
-
 def default_budget() -> int | None:
     """Four fifths of the memory the kernel says is available now (None off Linux)."""
     try:
@@ -100,7 +94,7 @@ def failure_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class Dispatcher:
+class Dispatcher(ReusedWorkers):
     """Queue and run units of work; thread-safe."""
 
     def __init__(self, workers: int, limits: Limits,
@@ -172,7 +166,7 @@ class Dispatcher:
                     return
                 if not self._admits(self._pending[0]):
                     return
-                free, worker = self._reserve_worker(self._pending[0])
+                free, worker = self._reserve_worker(self._pending[0].limits)
                 if not free:
                     return
                 unit = self._pending.popleft()
@@ -202,57 +196,6 @@ class Dispatcher:
             if isinstance(inner, TaskFuture):  # a reused worker's job has its callback
                 inner.add_done_callback(functools.partial(self._inner_done, unit))
 
-    def _reserve_worker(self, unit: _Unit) -> tuple[bool, Task | None]:
-        """Under the lock, with the admission that decided it: whether a unit can start
-        now, and on which reused worker (None: a new child). A new worker is counted as
-        live at once, so two pumps cannot both start one."""
-        if self.recycle is None:
-            return True, None
-        if self._idle_workers:
-            worker = self._idle_workers.popleft()
-            worker.assigned += 1
-            return True, worker
-        if self._live_workers < self.workers:
-            self._live_workers += 1
-            return True, None
-        for worker in self._workers:
-            if self._takes_next(worker, unit):
-                worker.assigned += 1
-                return True, worker
-        return False, None
-
-    def _ahead(self) -> int:
-        """How many units a busy reused worker may hold behind its current one: enough
-        that short tasks never wait for the supervisor between them, few enough that a
-        unit stuck behind a slow one waits about ``AHEAD_WORK`` seconds at most."""
-        if self._task_time is None:
-            return 0
-        return min(MAX_AHEAD, int(AHEAD_WORK / max(self._task_time, 1e-6)))
-
-    def _takes_next(self, worker: Task, unit: _Unit) -> bool:
-        """A worker may be sent its next unit while its current one runs, unless it is to
-        be let go after that one (judged on its last known facts: exact for task counts).
-        Not once the current one has ended: the worker's IDLE, with its new RSS for the
-        recycle policy, is moments away. Not a unit with other limits (an escalated
-        retry): it may start before the supervisor moves the worker's cap to it."""
-        assert self.recycle is not None
-        if worker.assigned > self._ahead_now or worker.resolved or worker.retiring \
-                or worker.tainted or worker.done:
-            return False
-        if unit.limits is not worker.limits and unit.limits != worker.limits:
-            return False
-        return not self.recycle(WorkerFacts(worker.tasks_done + worker.assigned,
-                                            worker.baseline_rss,
-                                            worker.last_rss or worker.baseline_rss))
-
-    def _unreserve(self, worker: Task | None) -> None:
-        if worker is not None:
-            worker.assigned -= 1
-            if worker.assigned == 0:  # it came from the idle ones
-                self._idle_workers.appendleft(worker)
-        elif self.recycle is not None:
-            self._live_workers -= 1
-
     def _start(self, supervisor: Supervisor, unit: _Unit, worker: Task | None) -> AnyFuture:
         if self.recycle is None:
             return supervisor.submit(unit.payload, unit.limits, unit.warm, unit.name)
@@ -271,81 +214,6 @@ class Dispatcher:
                     and inner.worker not in self._workers:
                 self._workers.append(inner.worker)
         return inner
-
-    # -- reused workers (WorkerHooks) ----------------------------------------------------
-
-    def on_idle(self, worker: Task, rss: int) -> None:
-        assert self.recycle is not None
-        with self._lock:
-            worker.assigned = max(0, worker.assigned - 1)
-            worker.last_rss = rss
-            if worker not in self._workers and not worker.retiring:  # a replacement
-                self._workers.append(worker)
-            if worker.tasks_done:
-                last = self._task_time
-                ran = worker.last_job_time
-                self._task_time = ran if last is None else last + (ran - last) / 5
-                self._ahead_now = self._ahead()
-            if worker.retiring:  # let go already: it exits after what it was sent
-                return
-        if self.limits.forensics != "off" and not worker.tainted:
-            history = self._leaks.suspect(worker, rss, self.limits.max_mem)
-            if history is not None:
-                self._examine(worker, history)
-                return
-        facts = WorkerFacts(worker.tasks_done, worker.baseline_rss, rss)
-        with self._lock:
-            closed = self._closed and not self._pending
-            recycle = worker.tainted or self.recycle(facts)
-            worker.retiring = recycle or (closed and worker.assigned == 0)
-            if recycle and not closed:
-                self._counts["recycled"] += 1
-                # The replacement starts now, while it is not needed yet, not when it is.
-                self._live_workers += 1
-            elif not worker.retiring and worker.assigned == 0:
-                self._idle_workers.append(worker)
-        if worker.retiring:
-            get_supervisor().retire(worker)
-        if recycle and not closed:
-            get_supervisor().submit(None, self.limits, (), "<worker>", worker=self)
-        self._pump()
-
-    def _examine(self, worker: Task, history: list[int]) -> None:
-        """Walk a suspected leaker's heap as one more task, then report and warn."""
-        level = "types" if self.limits.forensics == "types" else "default"
-        payload = _serialize.dumps((leak_probe, (level,), {}))
-        name = self._last_name.get(worker.id, "<task>")
-
-        def done(future: JobFuture) -> None:
-            heap = None if future.exception() is not None else future.result()
-            with self._lock:
-                self._counts["leaks_suspected"] += 1
-            leak_report(worker, name, history, heap, self.limits)
-
-        with self._lock:
-            worker.assigned += 1
-        get_supervisor().run_on(worker, payload, self.limits, "<leak probe>", done)
-
-    def on_exit(self, worker: Task) -> None:
-        self._leaks.forget(worker)
-        self._last_name.pop(worker.id, None)
-        with self._lock:
-            self._live_workers -= 1
-            if worker in self._idle_workers:
-                self._idle_workers.remove(worker)
-            if worker in self._workers:
-                self._workers.remove(worker)
-            if worker.tainted and not self._closed:  # it left by itself after its breach
-                self._counts["recycled"] += 1
-        self._pump()
-
-    def _retire_idle(self) -> None:
-        with self._lock:
-            idle, self._idle_workers = list(self._idle_workers), deque()
-            for worker in idle:
-                worker.retiring = True
-        for worker in idle:
-            get_supervisor().retire(worker)
 
     def _inner_done(self, unit: _Unit, inner: AnyFuture) -> None:
         exc = inner.exception()

@@ -17,7 +17,7 @@ from isolator import (
     MemoryLimitExceeded,
     TaskTimeout,
     WorkerLost,
-    _dispatch,
+    _reuse,
     recycle_after_tasks,
     recycle_on_growth,
     recycle_on_idle_rss,
@@ -86,7 +86,7 @@ def test_a_breach_in_a_reused_worker_retires_it() -> None:
 def test_tasks_sent_ahead_to_a_worker_that_dies_run_elsewhere_once(
         how: str, error: type[BaseException], tmp_path: Any, monkeypatch: Any) -> None:
     # However slow this machine is, short tasks are sent ahead (the most a worker takes).
-    monkeypatch.setattr(_dispatch, "AHEAD_WORK", 10.0)
+    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
     log = tmp_path / "ran.txt"
     with IsolatedExecutor(2, max_tasks_per_child=10**6, max_mem="64MiB", timeout=3,
                           kill_grace=0.1) as ex:
@@ -109,7 +109,7 @@ def test_a_mixed_batch_on_reused_workers_loses_nothing_and_runs_nothing_twice(
         tmp_path: Any, monkeypatch: Any) -> None:
     import random
 
-    monkeypatch.setattr(_dispatch, "AHEAD_WORK", 10.0)  # send ahead whatever the machine
+    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)  # send ahead whatever the machine
     rng = random.Random(20261122)
     hows = ["ok"] * 40 + ["sigkill", "memory", "exit", "segfault", "timeout", "raise"]
     plan = [rng.choice(hows) for _ in range(400)]
@@ -138,7 +138,7 @@ def test_a_mixed_batch_on_reused_workers_loses_nothing_and_runs_nothing_twice(
 
 @pytest.mark.timeout(60)
 def test_replacement_workers_are_sent_tasks_ahead_too(monkeypatch: Any) -> None:
-    monkeypatch.setattr(_dispatch, "AHEAD_WORK", 10.0)
+    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
     with IsolatedExecutor(2, max_tasks_per_child=20) as ex:
         assert list(ex.map(w.square, range(200))) == [x * x for x in range(200)]
         dispatcher = ex._dispatcher
