@@ -223,7 +223,7 @@ def _run_task(body: bytes) -> tuple[int, bytes]:
 
 
 _task_started = 0.0  # time.monotonic() when the task began: growth is measured since
-_job_capture: str | None = None  # a reused worker's capture file for its next task
+_job_capture: str | None = None  # the next task's memray capture file (CAPTURE frame)
 
 
 def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -234,8 +234,8 @@ def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if capture is not None:
         from . import _native
 
-        # Closed before the outcome is sent: a reused worker's capture is complete when
-        # the supervisor reads it.
+        # Closed before the outcome is sent, so the capture is complete when the
+        # supervisor reads it on the outcome's arrival.
         tracker = _native.start(capture)
     _armed = True
     try:

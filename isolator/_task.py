@@ -108,8 +108,8 @@ class Task:
         self.tasks_done = 0
         self.baseline_rss = 0
         self.tainted = False  # a reused worker whose task breached: never reused again
-        # The memray capture of the deep forensics level: a fresh child's (complete once
-        # it has exited), or a reused worker's current task's (complete at its outcome).
+        # The current task's memray capture at the deep forensics level: complete when
+        # its outcome arrives (the child closes it first), or once a killed child is gone.
         self.capture = capture
         self.native_missing: str | None = None  # why the deep level has no capture
         if hooks is not None:
