@@ -145,15 +145,23 @@ def _python_script(command: list[str]) -> list[str] | None:
 def map_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("function", metavar="MODULE:FUNC")
     parser.add_argument("input", metavar="INPUT.jsonl", help="one JSON value per line")
-    parser.add_argument("--workers", type=int, default=None, metavar="N")
-    parser.add_argument("--max-mem", metavar="SIZE")
-    parser.add_argument("--timeout", metavar="S", type=float)
-    parser.add_argument("--retries", metavar="K", type=int, default=0)
-    parser.add_argument("--escalate", metavar="FACTOR", type=float)
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="children at once (default: one per CPU)")
+    parser.add_argument("--max-mem", metavar="SIZE", help="each input's cap, e.g. 2GB")
+    parser.add_argument("--timeout", metavar="S", type=float,
+                        help="seconds an input may run before its child is killed")
+    parser.add_argument("--retries", metavar="K", type=int, default=0,
+                        help="run an input whose child died up to K more times")
+    parser.add_argument("--escalate", metavar="FACTOR", type=float,
+                        help="each retry after a breach gets FACTOR times the cap")
+    parser.add_argument("--max-tasks-per-child", metavar="N", type=int, default=1,
+                        help="reuse a child for up to N inputs (default 1: a fresh process "
+                             "for each input; reuse pays off when inputs are small)")
     parser.add_argument("--journal", metavar="FILE",
                         help="SQLite journal (default: OUT.journal.sqlite next to --out)")
     parser.add_argument("--out", metavar="FILE", help="default: INPUT.out.jsonl")
-    parser.add_argument("--report-dir", metavar="DIR")
+    parser.add_argument("--report-dir", metavar="DIR",
+                        help="where post-mortem reports go (default: ./isolator-reports)")
     parser.add_argument("--quiet", action="store_true", help="no progress, no summary")
     parser.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
 
@@ -170,11 +178,14 @@ def map_(args: argparse.Namespace) -> int:
     out = args.out or f"{args.input}.out.jsonl"
     try:
         fn = resolve_function(args.function)
-        options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout}
+        options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout,
+                                   "max_tasks_per_child": args.max_tasks_per_child}
         if args.report_dir:
             options["report_dir"] = args.report_dir
         if args.retries < 0:
             raise UsageError(f"--retries {args.retries}: give 0 or more")
+        if args.max_tasks_per_child < 1:
+            raise UsageError(f"--max-tasks-per-child {args.max_tasks_per_child}: give 1 or more")
         if args.retries or args.escalate:
             options["retry"] = retry_if_worker_lost()
             options["stop"] = tenacity.stop_after_attempt(args.retries + 1)

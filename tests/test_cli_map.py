@@ -54,6 +54,20 @@ def test_a_batch_with_one_input_over_its_cap(tmp_path: Path) -> None:
     assert by_index[3]["error"]["type"] == "InputError"  # type: ignore[index]
 
 
+def test_reused_children_serve_several_inputs(tmp_path: Path) -> None:
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(f"{i}\n" for i in range(12)))
+    out = tmp_path / "out.jsonl"
+    done = cli(tmp_path, "map", "_workloads:my_pid", str(inputs), "--workers", "1",
+               "--max-tasks-per-child", "5", "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    pids = [row["result"] for row in sorted(rows(out), key=lambda row: row["index"])]
+    assert len(pids) == 12 and len(set(pids)) == 3  # 5 + 5 + 2 inputs
+    bad = cli(tmp_path, "map", "_workloads:my_pid", str(inputs), "--max-tasks-per-child",
+              "0", "--out", str(tmp_path / "other.jsonl"))
+    assert bad.returncode == 2 and "--max-tasks-per-child 0: give 1 or more" in bad.stderr
+
+
 @pytest.mark.timeout(120)
 def test_sigkill_mid_batch_then_resume_is_exactly_once(tmp_path: Path) -> None:
     inputs = write_inputs(tmp_path, 24, sleep=0.1)
