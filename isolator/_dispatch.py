@@ -224,6 +224,8 @@ class Dispatcher(ReusedWorkers):
                 worker.tainted = True
         resend = isinstance(exc, NotStarted) and not self._terminating
         with self._lock:
+            if worker is not None:
+                worker.unfinished -= 1
             self._running.pop(unit.future, None)
             self._admitted -= unit.cap
             if resend:

@@ -54,18 +54,22 @@ class ReusedWorkers:
         live at once, so two pumps cannot both start one."""
         if self.recycle is None:
             return True, None
+        chosen: Task | None = None
         if self._idle_workers:
-            worker = self._idle_workers.popleft()
-            worker.assigned += 1
-            return True, worker
-        if self._live_workers < self.workers:
+            chosen = self._idle_workers.popleft()
+        elif self._live_workers < self.workers:
             self._live_workers += 1
             return True, None
-        for worker in self._workers:
-            if self._takes_next(worker, limits):
-                worker.assigned += 1
-                return True, worker
-        return False, None
+        else:  # the least loaded of the busy ones that may be sent more
+            for worker in self._workers:
+                if (chosen is None or worker.assigned < chosen.assigned) \
+                        and self._takes_next(worker, limits):
+                    chosen = worker
+            if chosen is None:
+                return False, None
+        chosen.assigned += 1
+        chosen.unfinished += 1
+        return True, chosen
 
     def _ahead(self) -> int:
         """How many units a busy reused worker may hold behind its current one: enough
@@ -78,11 +82,11 @@ class ReusedWorkers:
     def _takes_next(self, worker: Task, limits: Limits) -> bool:
         """A worker may be sent its next unit while its current one runs, unless it is to
         be let go after that one (judged on its last known facts: exact for task counts).
-        Not once the current one has ended: the worker's IDLE, with its new RSS for the
+        Not once all it was given has ended: the worker's IDLE, with its new RSS for the
         recycle policy, is moments away. Not a unit with other limits (an escalated
         retry): it may start before the supervisor moves the worker's cap to it."""
         assert self.recycle is not None
-        if worker.assigned > self._ahead_now or worker.resolved or worker.retiring \
+        if worker.assigned > self._ahead_now or not worker.unfinished or worker.retiring \
                 or worker.tainted or worker.done:
             return False
         if limits is not worker.limits and limits != worker.limits:
@@ -94,6 +98,7 @@ class ReusedWorkers:
     def _unreserve(self, worker: Task | None) -> None:
         if worker is not None:
             worker.assigned -= 1
+            worker.unfinished -= 1
             if worker.assigned == 0:  # it came from the idle ones
                 self._idle_workers.appendleft(worker)
         elif self.recycle is not None:
@@ -144,11 +149,13 @@ class ReusedWorkers:
         def done(future: JobFuture) -> None:
             heap = None if future.exception() is not None else future.result()
             with self._lock:
+                worker.unfinished -= 1
                 self._counts["leaks_suspected"] += 1
             leak_report(worker, name, history, heap, self.limits)
 
         with self._lock:
             worker.assigned += 1
+            worker.unfinished += 1
         get_supervisor().run_on(worker, payload, self.limits, "<leak probe>", done)
 
     def on_exit(self, worker: Task) -> None:

@@ -159,6 +159,7 @@ class Supervisor:
         """Give a reused worker its next task (any thread); ``done`` gets the outcome in
         the supervisor thread. A busy worker is sent it at once and runs it next."""
         future = JobFuture(done)
+        future.worker = future.task = task
         if threading.current_thread() is self._thread:
             self._start_job(task, future, payload, limits, name)
         else:

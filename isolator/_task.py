@@ -129,6 +129,7 @@ class Task:
         self.queued: deque[tuple[AnyFuture, Limits, str, str | None]] = deque()
         # The owner's count of jobs given to this worker and not yet reported IDLE.
         self.assigned = 0 if payload is None else 1
+        self.unfinished = self.assigned  # and of those, the ones with no outcome yet
         self.retiring = False  # the owner has let it go; it exits after what it was sent
         self.last_rss = 0  # its RSS at its last IDLE
         self.last_job_time = 0.0  # seconds from its last job's start (or send) to its IDLE

@@ -149,6 +149,29 @@ def test_replacement_workers_are_sent_tasks_ahead_too(monkeypatch: Any) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_terminate_with_tasks_sent_ahead_fails_them_and_leaves_no_child(
+        monkeypatch: Any) -> None:
+    import time
+
+    import conftest
+
+    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
+    pool = IsolatedPool(2, maxtasksperchild=1000)
+    assert pool.map(w.square, range(50), 1) == [x * x for x in range(50)]
+    result = pool.map_async(w.sleep_for, [30] * 8, 1)  # each worker holds one, sent more
+    workers = pool._executor._dispatcher._workers
+    assert wait_until(lambda: sum(worker.assigned for worker in workers) == 8)
+    zygote = conftest._zygote_pid()
+    started = time.monotonic()
+    pool.terminate()
+    assert wait_until(lambda: not conftest.task_children(zygote), 1.0)
+    assert time.monotonic() - started < 1.5
+    with pytest.raises(WorkerLost):
+        result.get(5)
+    pool.join()
+
+
+@pytest.mark.timeout(60)
 def test_long_tasks_are_not_sent_ahead() -> None:
     with IsolatedExecutor(2, max_tasks_per_child=100) as ex:
         list(ex.map(w.sleep_for, [0.02] * 6))
