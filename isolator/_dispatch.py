@@ -127,6 +127,7 @@ class Dispatcher(ReusedWorkers):
         self._running: dict[Future[Any], _Unit] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._joiners = 0  # threads in join(): an outcome wakes them only when there are
         self._closed = False
         self._terminating = False
         self._counts: Counter[str] = Counter()
@@ -300,7 +301,8 @@ class Dispatcher(ReusedWorkers):
         else:
             self._counts["failed"] += 1
             self._counts["kind:" + failure_kind(exc)] += 1
-        self._idle.notify_all()
+        if self._joiners:
+            self._idle.notify_all()
 
     def cancel_pending(self) -> None:
         with self._lock:
@@ -332,9 +334,14 @@ class Dispatcher(ReusedWorkers):
     def join(self, timeout: float | None = None) -> bool:
         """Wait until nothing is pending or running; False on timeout."""
         with self._lock:
-            done = self._idle.wait_for(
-                lambda: not self._pending and not self._running and not self._delayed, timeout
-            )
+            self._joiners += 1
+            try:
+                done = self._idle.wait_for(
+                    lambda: not self._pending and not self._running and not self._delayed,
+                    timeout,
+                )
+            finally:
+                self._joiners -= 1
         if done and self._closed:
             self._retire_idle()
         return done
