@@ -210,10 +210,7 @@ class Dispatcher(ReusedWorkers):
             with self._lock:
                 self._live_workers -= 1
             raise
-        with self._lock:
-            if inner.worker is not None and not inner.worker.done \
-                    and inner.worker not in self._workers:
-                self._workers.append(inner.worker)
+        self._adopt(inner)
         return inner
 
     def _inner_done(self, unit: _Unit, inner: AnyFuture) -> None:

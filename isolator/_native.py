@@ -11,6 +11,7 @@ reused workers alike. memray is an optional extra (``isolator[memray]``).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -20,7 +21,9 @@ TOP = 10
 FRAMES = 6
 
 
+@functools.cache
 def available() -> bool:
+    """Whether memray can be imported; asked once (a failed import searches sys.path)."""
     try:
         import memray  # noqa: F401
     except ImportError:

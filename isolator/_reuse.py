@@ -19,7 +19,7 @@ from ._leakwatch import LeakWatch, leak_report
 from ._options import Limits
 from ._recycle import WorkerFacts, recycle_base
 from ._supervisor import get_supervisor
-from ._task import JobFuture, Task
+from ._task import JobFuture, Task, TaskFuture
 
 #: Work a busy reused worker may be given beyond its current task, in seconds of its
 #: tasks' recent average: only short tasks are sent ahead, at most ``MAX_AHEAD``.
@@ -109,8 +109,6 @@ class ReusedWorkers:
         with self._lock:
             worker.assigned = max(0, worker.assigned - 1)
             worker.last_rss = rss
-            if worker not in self._workers and not worker.retiring:  # a replacement
-                self._workers.append(worker)
             if worker.tasks_done:
                 last = self._task_time
                 ran = worker.last_job_time
@@ -137,8 +135,15 @@ class ReusedWorkers:
         if worker.retiring:
             get_supervisor().retire(worker)
         if recycle and not closed:
-            get_supervisor().submit(None, self.limits, (), "<worker>", worker=self)
+            self._adopt(get_supervisor().submit(None, self.limits, (), "<worker>", worker=self))
         self._pump()
+
+    def _adopt(self, started: TaskFuture) -> None:
+        """List a worker just started (with a unit, or as a replacement): it may be sent
+        units ahead from now on."""
+        with self._lock:
+            if started.worker is not None and not started.worker.done:
+                self._workers.append(started.worker)
 
     def _examine(self, worker: Task, history: list[int]) -> None:
         """Walk a suspected leaker's heap as one more task, then report and warn."""

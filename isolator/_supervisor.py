@@ -112,11 +112,10 @@ class Supervisor:
         slot = self._cgroup_slot(limits)
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
-        tracked = _native.wanted(limits.forensics, limits.max_mem)
         capture, missing = (None, None)
         if payload is not None:
             capture, missing = _native.capture_for(limits.forensics, limits.max_mem)
-        if tracked and missing is None and _native.available():
+        if _native.wanted(limits.forensics, limits.max_mem) and _native.available():
             warm = (*warm, "memray")  # imported once, not by every tracked task
         task = Task(next(self._ids), limits, ours, payload, slot, name, worker, capture)
         task.native_missing = missing
@@ -159,7 +158,7 @@ class Supervisor:
         """Give a reused worker its next task (any thread); ``done`` gets the outcome in
         the supervisor thread. A busy worker is sent it at once and runs it next."""
         future = JobFuture(done)
-        future.worker = future.task = task
+        future.worker = future.task = task  # what cancel() and the live view look up
         if threading.current_thread() is self._thread:
             self._start_job(task, future, payload, limits, name)
         else:
@@ -174,7 +173,6 @@ class Supervisor:
     def _start_job(self, task: Task, future: JobFuture, payload: bytes, limits: Limits,
                    name: str) -> None:
         if task.done:
-            future.set_running_or_notify_cancel()
             future.set_exception(NotStarted("the reused worker exited before its next task"))
             return
         capture, task.native_missing = _native.capture_for(limits.forensics, limits.max_mem)
@@ -323,7 +321,8 @@ class Supervisor:
             self._fail(task, WorkerStartupError(f"the zygote could not fork: {rest[0]}"))
 
     def _on_hello(self, task: Task, pid: int) -> None:
-        """The child is alive and set up: watch it, then give it its task."""
+        """The child is alive: watch it; a reused worker gets its first task now, after its
+        fresh RSS (its recycle baseline) was read."""
         task.pid = pid
         limits = task.limits
         task.watch = Watch(pid, limits.max_mem, limits.soft_mem)
@@ -336,7 +335,6 @@ class Supervisor:
         if task.stop_reason is not None:  # cancelled before it started
             task.watch.kill()
         elif task.hooks is not None and not task.given:  # a worker started with no task
-            task.baseline_rss = task.watch.last
             task.resolved = True
             task.hooks.on_idle(task, task.watch.last)
         elif not task.write_some():

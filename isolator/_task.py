@@ -153,7 +153,6 @@ class Task:
     def queue_job(self, future: AnyFuture, payload: bytes, limits: Limits, name: str,
                   capture: str | None = None) -> None:
         """Send a busy worker its next task now; it becomes current at the worker's IDLE."""
-        future.worker = future.task = self
         self.queued.append((future, limits, name, capture))
         self._queue_task(payload, capture)
 
@@ -168,7 +167,6 @@ class Task:
                 capture: str | None) -> None:
         self.job += 1
         self.capture = capture
-        future.worker = future.task = self
         self.future, self.limits, self.name = future, limits, name
         self.message, self.resolved, self.stop_reason = None, False, None
         self.kill_scheduled = False
