@@ -25,14 +25,15 @@ from ._retry import escalate_memory
 class AsyncResult:
     """What ``apply_async`` and ``map_async`` return, as in ``multiprocessing.pool``."""
 
-    def __init__(self, futures: list[Future[Any]], single: bool,
+    def __init__(self, futures: list[Future[Any]],
                  callback: Callable[[Any], object] | None,
                  error_callback: Callable[[BaseException], object] | None,
                  sizes: list[int] | None = None) -> None:
-        """``sizes``: a map's chunk lengths, whose results are put in place as each
-        chunk ends (in C, while the others still run) instead of joined at ``get``."""
+        """One future (``apply_async``), or a map's chunks with their lengths in ``sizes``:
+        their results are put in place as each chunk ends (in C, while the others still
+        run) instead of joined at ``get``."""
         self._futures = futures
-        self._single = single
+        self._single = sizes is None
         self._callback = callback
         self._error_callback = error_callback
         self._done = threading.Event()
@@ -81,9 +82,7 @@ class AsyncResult:
     def _value(self) -> Any:
         if self._single:
             return self._futures[0].result()
-        if self._offsets:
-            return self._items
-        return [item for future in self._futures for item in future.result()]
+        return self._items
 
     def ready(self) -> bool:
         return self._done.is_set()
@@ -162,7 +161,7 @@ class IsolatedPool:
                     error_callback: Callable[[BaseException], object] | None = None,
                     ) -> AsyncResult:
         future = self._executor.submit(func, *args, **(kwds or {}))
-        return AsyncResult([future], True, callback, error_callback)
+        return AsyncResult([future], callback, error_callback)
 
     def map(self, func: Callable[..., Any], iterable: Iterable[Any],
             chunksize: int | None = None) -> list[Any]:
@@ -202,8 +201,7 @@ class IsolatedPool:
         size = max(chunksize, 1)
         pieces = [argtuples[i:i + size] for i in range(0, len(argtuples), size)]
         futures = [self._executor._submit(runner, (func, piece), {}, name) for piece in pieces]
-        return AsyncResult(futures, False, callback, error_callback,
-                           [len(piece) for piece in pieces])
+        return AsyncResult(futures, callback, error_callback, [len(piece) for piece in pieces])
 
     def imap(self, func: Callable[..., Any], iterable: Iterable[Any],
              chunksize: int = 1) -> Iterator[Any]:
