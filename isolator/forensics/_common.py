@@ -15,6 +15,8 @@ import types
 from itertools import islice
 from typing import Any
 
+from .._procfs import self_rss
+
 # A report's value reprs are cut to this many characters by default (``max_repr``).
 DEFAULT_MAX_REPR = 80
 
@@ -186,21 +188,10 @@ def error_text(exc: BaseException, values: bool) -> str:
     return f"{name}: {message[:200]}" if message else name
 
 
-def read_rss() -> dict[str, int]:
-    """RssAnon and RssShmem of this process, in bytes (empty if /proc is unreadable)."""
-    found: dict[str, int] = {}
-    try:
-        with open("/proc/self/status", "rb") as fh:
-            for line in fh:
-                if line.startswith((b"RssAnon:", b"RssShmem:")):
-                    key, value = line.split(b":", 1)
-                    found[key.decode()] = int(value.split()[0]) * 1024
-    except (OSError, ValueError):
-        return {}
-    return found
-
-
 def rss_bytes() -> int | None:
-    """RssAnon + RssShmem in bytes, the metric the supervisor caps."""
-    found = read_rss()
-    return sum(found.values()) if found else None
+    """RssAnon + RssShmem in bytes, the metric the supervisor caps (None if /proc is
+    unreadable)."""
+    try:
+        return self_rss()
+    except OSError:
+        return None
