@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,17 @@ def wait_until(predicate: object, deadline: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(predicate())  # type: ignore[operator]
+
+
+def outcomes(results: list[Any], timeout: float = 60) -> list[Any]:
+    """Each AsyncResult's value, or the exception its ``get`` raised."""
+    found: list[Any] = []
+    for result in results:
+        try:
+            found.append(result.get(timeout))
+        except BaseException as exc:
+            found.append(exc)
+    return found
 
 
 def _zygote_pid() -> int:

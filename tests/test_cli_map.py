@@ -27,6 +27,12 @@ def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+def start(tmp: Path, args: list[str], stderr: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """``python -m isolator ARGS`` in the background, its output discarded."""
+    return subprocess.Popen([sys.executable, "-m", "isolator", *args], cwd=tmp, env=env(tmp),
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
 def write_inputs(tmp: Path, count: int, sleep: float = 0.0) -> Path:
     path = tmp / "in.jsonl"
     log = tmp / "ran.log"
@@ -73,9 +79,7 @@ def test_sigkill_mid_batch_then_resume_is_exactly_once(tmp_path: Path) -> None:
     inputs = write_inputs(tmp_path, 24, sleep=0.1)
     out = tmp_path / "out.jsonl"
     args = ["map", "_workloads:logged_echo", str(inputs), "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "isolator", *args], cwd=tmp_path,
-                            env=env(tmp_path), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start(tmp_path, args)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or len(rows(out)) < 6):
         time.sleep(0.02)
@@ -97,9 +101,7 @@ def test_ctrl_c_exits_130_fast_with_no_children_and_resumes(tmp_path: Path) -> N
     inputs = write_inputs(tmp_path, 12, sleep=30)
     out = tmp_path / "out.jsonl"
     args = ["map", "_workloads:logged_echo", str(inputs), "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "isolator", *args], cwd=tmp_path,
-                            env=env(tmp_path), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start(tmp_path, args, stderr=subprocess.PIPE)
     log = tmp_path / "ran.log"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not log.exists() or len(log.read_text().split()) < 2):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import _workloads as w
+import conftest
 import pytest
 from _processes import gone_within
 
@@ -184,13 +185,8 @@ def test_one_death_among_eight(api: str, how: str, expected: type[BaseException]
             assert ex.submit(w.square, 3).result() == 9  # still usable
     else:
         with IsolatedPool(2, **options) as pool:
-            results = [pool.apply_async(w.die_on, (x, 3, how)) for x in range(8)]
-            outcomes = []
-            for r in results:
-                try:
-                    outcomes.append(r.get(60))
-                except BaseException as exc:
-                    outcomes.append(exc)
+            outcomes = conftest.outcomes([pool.apply_async(w.die_on, (x, 3, how))
+                                          for x in range(8)])
             assert pool.apply(w.square, (3,)) == 9
     assert isinstance(outcomes[3], expected)
     assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
@@ -225,8 +221,6 @@ def test_ctrl_c_during_map_leaves_no_child(api: str) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("reuse", [None, 100])
 def test_terminate_during_map_leaves_no_child_within_a_second(reuse: int | None) -> None:
-    import conftest
-
     pool = IsolatedPool(2, maxtasksperchild=reuse)
     result = pool.map_async(w.sleep_for, [30] * 6, 1)
     zygote = conftest._zygote_pid()

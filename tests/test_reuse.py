@@ -7,6 +7,7 @@ from concurrent.futures import wait
 from typing import Any
 
 import _workloads as w
+import conftest
 import pytest
 from conftest import wait_until
 
@@ -55,13 +56,8 @@ def test_growth_policy_recycles_a_leaking_worker() -> None:
 @pytest.mark.timeout(60)
 def test_pool_reuse_and_a_death_fails_only_its_task() -> None:
     with IsolatedPool(2, maxtasksperchild=50, max_mem="64MiB", kill_grace=0.1) as pool:
-        results = [pool.apply_async(w.die_on, (x, 3, "sigkill")) for x in range(8)]
-        outcomes = []
-        for r in results:
-            try:
-                outcomes.append(r.get(60))
-            except WorkerLost as exc:
-                outcomes.append(exc)
+        outcomes = conftest.outcomes([pool.apply_async(w.die_on, (x, 3, "sigkill"))
+                                      for x in range(8)])
         assert isinstance(outcomes[3], WorkerLost)
         assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
         assert pool.map(w.square, range(10)) == [x * x for x in range(10)]
@@ -152,8 +148,6 @@ def test_replacement_workers_are_sent_tasks_ahead_too(monkeypatch: Any) -> None:
 def test_terminate_with_tasks_sent_ahead_fails_them_and_leaves_no_child(
         monkeypatch: Any) -> None:
     import time
-
-    import conftest
 
     monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
     pool = IsolatedPool(2, maxtasksperchild=1000)
