@@ -43,13 +43,28 @@ def resolve_function(spec: str) -> Any:
     return getattr(obj, "__wrapped__", obj) if hasattr(obj, "__isolated_options__") else obj
 
 
+def _cap_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """The options every command that runs something shares."""
+    parser.add_argument("--max-mem", metavar="SIZE", required=required,
+                        help="the cap of each child, e.g. 512MB or 2GiB")
+    parser.add_argument("--timeout", metavar="S", type=float,
+                        help="seconds a child may run before it is killed")
+    parser.add_argument("--report-dir", metavar="DIR",
+                        help="where post-mortem reports go (default: ./isolator-reports)")
+
+
+def _cap_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout}
+    if args.report_dir:
+        options["report_dir"] = args.report_dir
+    return options
+
+
 def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("function", metavar="MODULE:FUNC")
     parser.add_argument("args", metavar="JSON_ARG", nargs="*",
                         help="each argument as one JSON value, e.g. '\"a.csv\"' or 42")
-    parser.add_argument("--max-mem", metavar="SIZE", help="the cap, e.g. 512MB or 2GiB")
-    parser.add_argument("--timeout", metavar="S", type=float)
-    parser.add_argument("--report-dir", metavar="DIR")
+    _cap_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,10 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         values = [_json_argument(text) for text in args.args]
         fn = resolve_function(args.function)
-        options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout}
-        if args.report_dir:
-            options["report_dir"] = args.report_dir
-        call = isolated(**options)(fn)
+        call = isolated(**_cap_options(args))(fn)
     except (UsageError, ConfigurationError) as exc:
         print(f"isolator run: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -92,9 +104,7 @@ def _json_argument(text: str) -> Any:
 
 
 def exec_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-mem", metavar="SIZE", required=True)
-    parser.add_argument("--timeout", metavar="S", type=float)
-    parser.add_argument("--report-dir", metavar="DIR")
+    _cap_arguments(parser, required=True)
     parser.add_argument("program", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
 
@@ -108,9 +118,7 @@ def exec_(args: argparse.Namespace) -> int:
         print("isolator exec: give the command after --, e.g. isolator exec --max-mem 1GB "
               "-- python job.py", file=sys.stderr)
         return EXIT_USAGE
-    options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout}
-    if args.report_dir:
-        options["report_dir"] = args.report_dir
+    options = _cap_options(args)
     script = _python_script(command)
     try:
         if script is not None:
@@ -147,9 +155,7 @@ def map_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT.jsonl", help="one JSON value per line")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="children at once (default: one per CPU)")
-    parser.add_argument("--max-mem", metavar="SIZE", help="each input's cap, e.g. 2GB")
-    parser.add_argument("--timeout", metavar="S", type=float,
-                        help="seconds an input may run before its child is killed")
+    _cap_arguments(parser)
     parser.add_argument("--retries", metavar="K", type=int, default=0,
                         help="run an input whose child died up to K more times")
     parser.add_argument("--escalate", metavar="FACTOR", type=float,
@@ -160,8 +166,6 @@ def map_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal", metavar="FILE",
                         help="SQLite journal (default: OUT.journal.sqlite next to --out)")
     parser.add_argument("--out", metavar="FILE", help="default: INPUT.out.jsonl")
-    parser.add_argument("--report-dir", metavar="DIR",
-                        help="where post-mortem reports go (default: ./isolator-reports)")
     parser.add_argument("--quiet", action="store_true", help="no progress, no summary")
     parser.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
 
@@ -178,10 +182,8 @@ def map_(args: argparse.Namespace) -> int:
     out = args.out or f"{args.input}.out.jsonl"
     try:
         fn = resolve_function(args.function)
-        options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout,
-                                   "max_tasks_per_child": args.max_tasks_per_child}
-        if args.report_dir:
-            options["report_dir"] = args.report_dir
+        options = _cap_options(args)
+        options["max_tasks_per_child"] = args.max_tasks_per_child
         if args.retries < 0:
             raise UsageError(f"--retries {args.retries}: give 0 or more")
         if args.max_tasks_per_child < 1:
