@@ -356,6 +356,9 @@ class Supervisor:
         """Frames in the order the child sent them; ``gone``: drained after its exit."""
         for tag, value in frames:
             if tag == _protocol.HELLO:
+                # A fresh child may say HELLO, run and die before we read any of it: its
+                # death is then the task's, not a failed start.
+                task.hello = True
                 if not gone:
                     self._on_hello(task, value)
             elif tag != _protocol.IDLE:
@@ -395,7 +398,7 @@ class Supervisor:
     def _facts(self, task: Task, oom_killed: bool = False) -> Ending:
         watch = task.watch
         return Ending(
-            pid=task.pid or 0, status=task.status or 0, hello=watch is not None,
+            pid=task.pid or 0, status=task.status or 0, hello=task.hello,
             message=task.message,
             stop_reason="hard" if watch and watch.killed else task.stop_reason,
             limit=task.limits.max_mem, peak=watch.peak if watch else 0,

@@ -101,6 +101,7 @@ class Task:
         self.reader = _protocol.FrameReader()
         self.outgoing: deque[bytes | memoryview] = deque()
         self.given = payload is not None  # it was started with a task, not idle
+        self.hello = False  # the child said HELLO (read before or after its exit)
         if payload is not None:
             self._queue_task(payload, capture)
         self.hooks = hooks
