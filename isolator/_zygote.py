@@ -36,11 +36,13 @@ import select
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 from . import _child, _platform
 
 MAX_MESSAGE = 1 << 20
+REAP_WITHIN = 1.0  # seconds the exiting zygote waits for the children it has just killed
 
 
 class _Zygote:
@@ -188,6 +190,27 @@ class _Zygote:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
+                pass
+        self.reap_all(REAP_WITHIN)
+
+    def reap_all(self, within: float) -> None:
+        """Wait, for ``within`` seconds at most, until every child is reaped: what we
+        leave unreaped becomes init's zombie, and init may take seconds to collect it."""
+        end = time.monotonic() + within
+        poller = select.poll()
+        poller.register(self.wake[0], select.POLLIN)  # SIGCHLD writes here
+        while True:
+            try:
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+            except ChildProcessError:  # none left
+                return
+            left = end - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                return
+            try:
+                os.read(self.wake[0], 4096)
+            except BlockingIOError:
                 pass
 
 

@@ -64,6 +64,26 @@ def test_normal_exit_with_a_call_running_in_a_thread() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_after_a_normal_exit_not_even_a_zombie_is_left() -> None:
+    # The zygote reaps what it kills before it exits: a child it left unreaped would be
+    # init's zombie, listed by ps until init gets round to it.
+    body = ("run(0)\n"
+            "from isolator._procfs import children\n"
+            "from isolator._supervisor import get_supervisor\n"
+            "print(*children(get_supervisor()._zygote.pid), flush=True)\n")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(body=body)], env=env,
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    spares = [int(pid) for pid in proc.stdout.split()[1:]]
+    assert spares  # the zygote keeps a child forked ahead
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end and any(os.path.exists(f"/proc/{p}") for p in spares):
+        time.sleep(0.01)
+    assert not [p for p in spares if os.path.exists(f"/proc/{p}")]
+
+
+@pytest.mark.timeout(60)
 def test_a_killed_zygote_fails_running_calls_and_is_replaced() -> None:
     import _workloads as w
 
