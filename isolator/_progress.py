@@ -2,8 +2,8 @@
 
 On a terminal (stderr): a rich progress bar with done, failed and retried counts,
 throughput and ETA, and one line per running child with its memory against its cap. Not
-on a terminal (CI logs, pipes): nothing while it runs. The summary comes last, as a
-table, or as JSON on stdout with ``--json``, or not at all with ``--quiet``.
+on a terminal (CI logs, pipes): nothing while it runs. The summary comes last, as a few
+plain lines, or as JSON on stdout with ``--json``, or not at all with ``--quiet``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class BatchView:
         for unit in list(self.executor._dispatcher._running.values()):
             task = getattr(unit.inner, "task", None)
             watch = getattr(task, "watch", None)
-            if watch is None:
+            # A reused worker also holds the units sent to it ahead: one line, the one it runs.
+            if watch is None or getattr(task, "future", None) is not unit.inner:
                 continue
             cap = f" of {format_size(watch.limit)}" if watch.limit else ""
             lines.append(f"  pid {watch.pid:>7}  {format_size(watch.last):>10}{cap}  "

@@ -166,6 +166,22 @@ def test_terminate_with_tasks_sent_ahead_fails_them_and_leaves_no_child(
 
 
 @pytest.mark.timeout(60)
+def test_the_live_view_shows_each_worker_once(monkeypatch: Any) -> None:
+    from isolator._progress import BatchView
+
+    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
+    with IsolatedExecutor(2, max_tasks_per_child=100) as ex:
+        list(ex.map(w.square, range(30)))
+        futures = [ex.submit(w.sleep_for, 1.0) for _ in range(8)]
+        view = BatchView(8, ex, live=False)
+        assert wait_until(lambda: len(view._worker_lines()) == 2)
+        assert ex.statistics().running == 8  # six of them sent ahead, not shown
+        pids = [line.split()[1] for line in view._worker_lines()]
+        assert len(set(pids)) == 2
+        wait(futures, timeout=30)
+
+
+@pytest.mark.timeout(60)
 def test_long_tasks_are_not_sent_ahead() -> None:
     with IsolatedExecutor(2, max_tasks_per_child=100) as ex:
         list(ex.map(w.sleep_for, [0.02] * 6))
