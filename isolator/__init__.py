@@ -24,7 +24,7 @@ _HOME = {
     "PoolClosed": "._errors",
     "RemoteTraceback": "._errors",
     "SerializationError": "._errors",
-    "Statistics": "._dispatch",
+    "Statistics": "._statistics",
     "TaskTimeout": "._errors",
     "WorkerError": "._errors",
     "WorkerLost": "._errors",
@@ -87,7 +87,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._decorator import IsolatedFunction, isolated
-    from ._dispatch import Statistics
     from ._errors import (
         ConfigurationError,
         IsolatorError,
@@ -112,4 +111,5 @@ if TYPE_CHECKING:
         recycle_on_idle_rss,
     )
     from ._retry import escalate_memory, retry_if_memory_exceeded, retry_if_worker_lost
+    from ._statistics import Statistics
     from ._units import format_size, parse_size

@@ -10,7 +10,6 @@ a running unit finishes (the supervisor's future callback); nothing polls.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import threading
 from collections import Counter, deque
@@ -20,42 +19,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _serialize
+from ._admission import check_fits, clamped
 from ._decorator import warm_modules
 from ._errors import (
-    ConfigurationError,
     MemoryLimitExceeded,
     NotStarted,
     PoolClosed,
     SerializationError,
 )
 from ._leakwatch import LeakWatch
-from ._options import Limits, default_soft_limit
+from ._options import Limits
 from ._recycle import recycle_base
 from ._retry import RetryPolicy, record_attempts
 from ._reuse import ReusedWorkers
+from ._statistics import KIND, Statistics, failure_kind, snapshot
 from ._supervisor import Supervisor, get_supervisor
 from ._task import AnyFuture, Task, TaskFuture
-from ._units import format_size
-
-
-@dataclass(frozen=True)
-class Statistics:
-    """A snapshot of a pool's counters (see ``IsolatedExecutor.statistics``)."""
-
-    submitted: int
-    running: int
-    pending: int
-    completed: int
-    failed: int
-    failed_by_kind: dict[str, int]
-    cancelled: int
-    retried: int
-    recycled: int
-    leaks_suspected: int
-    peak_admitted: int
-    peak_rss: int
-    peak_rss_per_task: list[int] = field(repr=False)
-    resent: int = 0  # units sent ahead to a reused worker that left first: run elsewhere
 
 
 @dataclass
@@ -73,25 +52,6 @@ class _Unit:
     @property
     def cap(self) -> int:
         return self.limits.max_mem or 0
-
-
-def default_budget() -> int | None:
-    """Four fifths of the memory the kernel says is available now (None off Linux)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 * 4 // 5
-    except OSError:
-        pass
-    return None
-
-
-def failure_kind(exc: BaseException) -> str:
-    """How a unit failed, for statistics: the memory layer or the exception's type name."""
-    if isinstance(exc, MemoryLimitExceeded):
-        return f"memory:{exc.kind}"
-    return type(exc).__name__
 
 
 class Dispatcher(ReusedWorkers):
@@ -113,12 +73,7 @@ class Dispatcher(ReusedWorkers):
         self._ahead_now = 0  # _ahead() for the current _task_time
         self._leaks = LeakWatch()
         self._last_name: dict[int, str] = {}
-        if budget is not None and limits.max_mem is not None and limits.max_mem > budget:
-            raise ConfigurationError(
-                f"max_mem ({format_size(limits.max_mem)}) is larger than the pool's memory "
-                f"budget ({format_size(budget)}): no task could ever start; raise "
-                "memory_budget or lower max_mem"
-            )
+        check_fits(limits, budget)
         self._admitted = 0
         self._delayed = 0  # retries waiting out their tenacity wait
         self._peak_admitted = 0
@@ -158,6 +113,11 @@ class Dispatcher(ReusedWorkers):
     def _admits(self, unit: _Unit) -> bool:
         # Head of line waits for room: FIFO, so a big task is never starved by small ones.
         return self.budget is None or self._admitted + unit.cap <= self.budget
+
+    def statistics(self) -> Statistics:
+        with self._lock:
+            return snapshot(self._counts, len(self._running), len(self._pending),
+                            self._peak_admitted, self._peaks)
 
     def _pump(self) -> None:
         while True:
@@ -252,7 +212,7 @@ class Dispatcher(ReusedWorkers):
             return False
         delay, limits = decision
         if self.budget is not None and limits.max_mem is not None:
-            limits = _clamped(limits, self.budget)
+            limits = clamped(limits, self.budget)
         unit.earlier.append(exc)
         unit.limits, unit.inner = limits, None
         with self._lock:
@@ -297,7 +257,7 @@ class Dispatcher(ReusedWorkers):
             self._counts["completed"] += 1
         else:
             self._counts["failed"] += 1
-            self._counts["kind:" + failure_kind(exc)] += 1
+            self._counts[KIND + failure_kind(exc)] += 1
         if self._joiners:
             self._idle.notify_all()
 
@@ -342,30 +302,3 @@ class Dispatcher(ReusedWorkers):
         if done and self._closed:
             self._retire_idle()
         return done
-
-    def statistics(self) -> Statistics:
-        with self._lock:
-            counts = dict(self._counts)
-            return Statistics(
-                submitted=counts.get("submitted", 0),
-                running=len(self._running),
-                pending=len(self._pending),
-                completed=counts.get("completed", 0),
-                failed=counts.get("failed", 0),
-                failed_by_kind={k[5:]: v for k, v in counts.items() if k.startswith("kind:")},
-                cancelled=counts.get("cancelled", 0),
-                retried=counts.get("retried", 0),
-                recycled=counts.get("recycled", 0),
-                leaks_suspected=counts.get("leaks_suspected", 0),
-                peak_admitted=self._peak_admitted,
-                peak_rss=max(self._peaks, default=0),
-                peak_rss_per_task=list(self._peaks),
-                resent=counts.get("resent", 0),
-            )
-
-
-def _clamped(limits: Limits, budget: int) -> Limits:
-    """An escalated cap never exceeds the budget: it could never be admitted."""
-    if limits.max_mem is None or limits.max_mem <= budget:
-        return limits
-    return dataclasses.replace(limits, max_mem=budget, soft_mem=default_soft_limit(budget))

@@ -11,13 +11,15 @@ from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._admission import default_budget
 from ._calls import run_chunk, with_initializer
 from ._decorator import function_name
-from ._dispatch import Dispatcher, Statistics, default_budget
+from ._dispatch import Dispatcher
 from ._errors import ConfigurationError
 from ._options import DEFAULT_REPORT_DIR, CgroupMode, ForensicsLevel, make_limits
 from ._recycle import recycle_after_tasks, recycle_base
 from ._retry import escalate_memory, make_retry_policy
+from ._statistics import Statistics
 from ._units import parse_size
 
 T = TypeVar("T")

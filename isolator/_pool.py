@@ -14,12 +14,12 @@ from typing import Any
 
 from ._calls import run_chunk, run_items
 from ._decorator import function_name
-from ._dispatch import Statistics
 from ._errors import WorkerLost
 from ._executor import IsolatedExecutor, chunks, worker_count
 from ._options import DEFAULT_REPORT_DIR, CgroupMode, ForensicsLevel
 from ._recycle import recycle_base
 from ._retry import escalate_memory
+from ._statistics import Statistics
 
 
 class AsyncResult:

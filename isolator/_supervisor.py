@@ -29,12 +29,9 @@ import functools
 import itertools
 import logging
 import os
-import pickle
 import selectors
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -43,48 +40,37 @@ from typing import Any
 
 from . import _native, _platform, _protocol
 from ._child import ChildSpec
+from ._endings import TaskEndings
 from ._errors import (
     ConfigurationError,
-    MemoryLimitExceeded,
-    NotStarted,
     PoolClosed,
     WorkerLost,
     WorkerStartupError,
 )
+from ._jobs import ReusedJobs
 from ._options import Limits
-from ._outcome import Ending, resolve
-from ._postmortem import report_for
 from ._sampler import Sampler, Watch
-from ._task import AnyFuture, JobFuture, Task, TaskFuture, WorkerHooks
+from ._task import AnyFuture, Task, TaskFuture, WorkerHooks
 from ._timers import Timers
+from ._zygote_link import ZygoteLink
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ZYGOTE_CODE = (
-    "import sys; sys.path.insert(0, sys.argv.pop(3)); "
-    "from isolator._zygote import main; main()"
-)
-_RECV = 1 << 20
 _log = logging.getLogger("isolator")
 
 
-class Supervisor:
+class Supervisor(TaskEndings, ReusedJobs):
     """One per process: started on first use, stopped at exit."""
 
     def __init__(self) -> None:
         self._tasks: dict[int, Task] = {}
         self._ids = itertools.count(1)
-        self._ctrl_lock = threading.Lock()
-        self._sent_path: tuple[str, ...] | None = None
         self._commands: deque[Callable[[], None]] = deque()
         self._unsent: dict[Task, None] = {}  # reused workers with tasks to write
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         self._timers = Timers()
-        self._ctrl: socket.socket | None = None
-        self._zygote: subprocess.Popen[bytes] | None = None
+        self._zygote = ZygoteLink()
         self._ready = threading.Event()
-        self._zygote_up = threading.Event()
         self._startup_error: BaseException | None = None
         self._closed = False
         self._cgroups: Any = None
@@ -107,7 +93,7 @@ class Supervisor:
         """
         if self._closed:
             raise PoolClosed("the isolator supervisor has shut down")
-        if not self._zygote_up.wait(limits.startup_timeout):  # it is being replaced
+        if not self._zygote.up.wait(limits.startup_timeout):  # it is being replaced
             raise WorkerStartupError("the isolator zygote did not come back in time")
         slot = self._cgroup_slot(limits)
         ours, theirs = socket.socketpair()
@@ -139,7 +125,7 @@ class Supervisor:
         self._selector.register(ours, selectors.EVENT_READ, task)
         stdio, opened = _stdio()
         try:
-            self._send_ctrl(("fork", task.id, spec, warm), [theirs.fileno(), *stdio])
+            self._zygote.send(("fork", task.id, spec, warm), [theirs.fileno(), *stdio])
         except (OSError, WorkerStartupError) as exc:
             error = WorkerStartupError(f"fork request failed: {exc}")
             self.call_soon(functools.partial(self._fail, task, error))
@@ -152,56 +138,6 @@ class Supervisor:
         self._at(time.monotonic() + limits.startup_timeout, task, "handshake")
         assert isinstance(task.future, TaskFuture)
         return task.future
-
-    def run_on(self, task: Task, payload: bytes, limits: Limits, name: str,
-               done: Callable[[JobFuture], None] | None = None) -> JobFuture:
-        """Give a reused worker its next task (any thread); ``done`` gets the outcome in
-        the supervisor thread. A busy worker is sent it at once and runs it next."""
-        future = JobFuture(done)
-        future.worker = future.task = task  # what cancel() and the live view look up
-        if threading.current_thread() is self._thread:
-            self._start_job(task, future, payload, limits, name)
-        else:
-            self.call_soon(functools.partial(self._start_job, task, future, payload, limits,
-                                             name))
-        return future
-
-    def retire(self, task: Task) -> None:
-        """Let an idle reused worker go: it reads EOF and exits (any thread)."""
-        self.call_soon(functools.partial(_shut_write, task))
-
-    def _start_job(self, task: Task, future: JobFuture, payload: bytes, limits: Limits,
-                   name: str) -> None:
-        if task.done:
-            future.set_exception(NotStarted("the reused worker exited before its next task"))
-            return
-        capture, task.native_missing = _native.capture_for(limits.forensics, limits.max_mem)
-        if task.idle:
-            task.next_job(future, payload, limits, name, capture)
-            self._begin_job(task)
-        else:  # busy, or not set up yet: the task waits in its socket
-            task.queue_job(future, payload, limits, name, capture)
-        if task.watch is not None:
-            # Sent once this round of events is handled: one write for all the tasks a
-            # worker was given in it, and one wake-up of the worker at most.
-            self._unsent[task] = None
-
-    def _flush(self) -> None:
-        while self._unsent:
-            task = self._unsent.popitem()[0]
-            if not task.done and not task.write_some():
-                self._selector.modify(task.sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
-                                      task)
-
-    def _begin_job(self, task: Task) -> None:
-        """A reused worker's job became the running one: its own cap and deadline."""
-        limits = task.limits
-        if task.watch is not None:
-            task.watch.reset(limits.max_mem, limits.soft_mem)
-        if task.slot is not None and limits.max_mem is not None:
-            task.slot.set_limit(limits.max_mem)
-        if limits.timeout is not None:
-            self._at(time.monotonic() + limits.timeout, task, "timeout")
 
     def cancel(self, future: AnyFuture) -> None:
         """Kill the child behind ``future`` (SIGTERM, grace, SIGKILL)."""
@@ -229,13 +165,6 @@ class Supervisor:
         self.call_soon(lambda: self._shutdown(done))
         done.wait(timeout)
         self.sampler.stop()
-
-    def _path_update(self) -> tuple[str, ...] | None:
-        path = tuple(sys.path)
-        if path == self._sent_path:
-            return None
-        self._sent_path = path
-        return path
 
     def _cgroup_slot(self, limits: Limits) -> Any:
         if limits.cgroup is False or limits.max_mem is None:
@@ -265,7 +194,7 @@ class Supervisor:
             self._startup_error = exc
         finally:
             self._ready.set()
-        while self._ctrl is not None or not self._closed:
+        while self._zygote.sock is not None or not self._closed:
             for key, events in self._selector.select(self._timers.sleep_for()):
                 try:
                     if isinstance(key.data, Task):
@@ -278,22 +207,11 @@ class Supervisor:
             self._flush()
 
     def _start_zygote(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        command = [sys.executable, "-c", _ZYGOTE_CODE, str(theirs.fileno()), str(os.getpid()),
-                   _PACKAGE_PARENT]
-        self._zygote = subprocess.Popen(command, pass_fds=[theirs.fileno()],
-                                        stdin=subprocess.DEVNULL)
-        theirs.close()
-        ours.settimeout(30)
-        message = ours.recv(_RECV)
-        if not message or pickle.loads(message)[0] != "ready":
-            raise WorkerStartupError("the zygote exited during start-up")
-        ours.settimeout(None)
-        with self._ctrl_lock:
-            self._sent_path = None  # a new zygote knows nothing of the caller's sys.path
-            self._ctrl = ours
-        self._selector.register(ours, selectors.EVENT_READ, self._on_ctrl)
-        self._zygote_up.set()
+        self._selector.register(self._zygote.start(), selectors.EVENT_READ, self._on_ctrl)
+
+    @property
+    def zygote_pid(self) -> int | None:
+        return self._zygote.pid
 
     def _on_wake(self) -> None:
         try:
@@ -304,18 +222,19 @@ class Supervisor:
             self._commands.popleft()()
 
     def _on_ctrl(self) -> None:
-        if self._ctrl is None:  # shut down earlier in this same batch of events
+        if self._zygote.sock is None:  # shut down earlier in this same batch of events
             return
-        data = self._ctrl.recv(_RECV)
-        if not data:
+        message = self._zygote.receive()
+        if message is None:
             self._zygote_lost()
             return
-        kind, task_id, *rest = pickle.loads(data)
+        kind, task_id, *rest = message
         task = self._tasks.get(task_id)
         if task is None:
             return
         if kind == "exited":
             task.pid, task.status = rest
+            self._on_frames(task, task.drain(), gone=True)
             self._on_exit(task)
         elif kind == "failed":
             self._fail(task, WorkerStartupError(f"the zygote could not fork: {rest[0]}"))
@@ -382,101 +301,10 @@ class Supervisor:
             return
         task.kill_scheduled = True
         if task.watch is None:  # no HELLO yet, so no pid here: the zygote has it
-            self._send_ctrl(("kill", task.id))
+            self._zygote.send(("kill", task.id))
             return
         task.watch.kill(signal.SIGTERM)
         self._at(time.monotonic() + task.limits.kill_grace, task, "kill")
-
-    def _send_ctrl(self, message: tuple[Any, ...], fds: list[int] | None = None) -> None:
-        with self._ctrl_lock:
-            if self._ctrl is None:
-                raise WorkerStartupError("the zygote is not running")
-            if message[0] == "fork":  # under the lock, so requests and paths stay in order
-                message = (*message, self._path_update())
-            socket.send_fds(self._ctrl, [pickle.dumps(message)], fds or [])
-
-    def _facts(self, task: Task, oom_killed: bool = False) -> Ending:
-        watch = task.watch
-        return Ending(
-            pid=task.pid or 0, status=task.status or 0, hello=task.hello,
-            message=task.message,
-            stop_reason="hard" if watch and watch.killed else task.stop_reason,
-            limit=task.limits.max_mem, peak=watch.peak if watch else 0,
-            timeout=task.limits.timeout, oom_killed=oom_killed, rlimit=task.limits.rlimit_data,
-        )
-
-    def _resolve(self, task: Task, oom_killed: bool = False) -> None:
-        """Complete the caller's future as soon as the outcome is known."""
-        task.resolved = True
-        ok, value, heap = resolve(self._facts(task, oom_killed))
-        task.future.peak = task.watch.peak if task.watch is not None else 0
-        native = None
-        if task.capture is not None:
-            capture, task.capture = task.capture, None
-            if isinstance(value, MemoryLimitExceeded):
-                native = _native.sites(capture)
-            else:
-                _native.discard(capture)
-        if isinstance(value, MemoryLimitExceeded):
-            if task.watch is not None:
-                value.timeline = list(task.watch.timeline)
-            value.report = report_for(
-                value, function=task.name, started_at=task.started_at,
-                wall_time=time.monotonic() - task.t0, limits=task.limits, heap=heap,
-                native=native, native_missing=task.native_missing,
-                soft_signalled=task.watch is not None and task.watch.soft_sent,
-            )
-        if task.future.set_running_or_notify_cancel():
-            if ok:
-                task.future.set_result(value)
-            else:
-                task.future.set_exception(value)
-
-    def _on_exit(self, task: Task) -> None:
-        """The zygote reaped the child (and killed its group): clean up, resolve if needed."""
-        self._on_frames(task, task.drain(), gone=True)
-        oom_killed = False
-        if task.watch is not None:
-            task.watch.kill()  # what is left of the tree: setsid escapees
-            self.sampler.unwatch(task.watch)
-        if task.slot is not None:
-            oom_killed = task.slot.oom_kills() > task.oom_before
-            task.slot.kill_all()
-            task.slot.reset()
-            self._cgroups.release(task.slot)
-            task.slot = None
-        if not task.resolved:
-            self._resolve(task, oom_killed)
-        # Jobs sent behind the last one never started: the owner may run them elsewhere.
-        _fail_queued(task, NotStarted("the reused worker exited before this task started"))
-        self._forget(task)
-        if task.hooks is not None:
-            task.hooks.on_exit(task)
-
-    def _fail(self, task: Task, exc: BaseException) -> None:
-        """The task's child is gone or never was, and no exit will be reported for it."""
-        if task.slot is not None and self._cgroups is not None:
-            self._cgroups.release(task.slot)
-            task.slot = None
-        if not task.resolved:
-            task.resolved = True
-            if task.capture is not None:
-                _native.discard(task.capture)
-                task.capture = None
-            if task.future.set_running_or_notify_cancel():
-                task.future.set_exception(exc)
-        _fail_queued(task, exc)
-        self._forget(task)
-        if task.hooks is not None:
-            task.hooks.on_exit(task)
-
-    def _forget(self, task: Task) -> None:
-        task.done = True
-        if task.registered:
-            self._selector.unregister(task.sock)
-            task.registered = False
-        task.sock.close()
-        self._tasks.pop(task.id, None)
 
     # -- timers ------------------------------------------------------------------------
 
@@ -502,18 +330,15 @@ class Supervisor:
     # -- endings of the whole -----------------------------------------------------------
 
     def _zygote_lost(self) -> None:
-        self._zygote_up.clear()
-        if self._ctrl is not None:
-            self._selector.unregister(self._ctrl)
-            self._ctrl.close()
-            self._ctrl = None
+        if self._zygote.sock is not None:
+            self._selector.unregister(self._zygote.sock)
+        self._zygote.close()
         orphans = list(self._tasks.values())
         for task in orphans:
             if task.watch is not None:
                 task.watch.kill()
                 self.sampler.unwatch(task.watch)
-        if self._zygote is not None:
-            self._zygote.wait()
+        self._zygote.wait()
         if not self._closed:
             # Before the failures below: their callbacks may submit new work at once.
             self._start_zygote()
@@ -533,22 +358,6 @@ class Supervisor:
 
 def _nothing() -> None:
     """A command that only wakes the loop, so it recomputes its next timer."""
-
-
-def _fail_queued(task: Task, exc: BaseException) -> None:
-    while task.queued:
-        future, _, _, capture = task.queued.popleft()
-        if capture is not None:
-            _native.discard(capture)
-        if future.set_running_or_notify_cancel():
-            future.set_exception(exc)
-
-
-def _shut_write(task: Task) -> None:
-    try:
-        task.sock.shutdown(socket.SHUT_WR)
-    except OSError:  # already gone: its exit report is on the way
-        pass
 
 
 def _stdio() -> tuple[list[int], list[int]]:

@@ -47,8 +47,8 @@ def outcomes(results: list[Any], timeout: float = 60) -> list[Any]:
 
 def _zygote_pid() -> int:
     supervisor = get_supervisor()
-    assert supervisor._zygote is not None
-    return supervisor._zygote.pid
+    assert supervisor.zygote_pid is not None
+    return supervisor.zygote_pid
 
 
 def task_children(zygote: int) -> list[int]:

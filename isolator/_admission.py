@@ -1,0 +1,44 @@
+"""Memory-aware admission: the budget a pool's running caps must fit in.
+
+The dispatcher admits the unit at the head of its queue only when its cap fits in what is
+left of the budget (first in, first out, so a big unit is never starved by small ones). A
+cap larger than the whole budget could never start: it fails at once, and an escalated
+retry is held to the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ._errors import ConfigurationError
+from ._options import Limits, default_soft_limit
+from ._units import format_size
+
+
+def default_budget() -> int | None:
+    """Four fifths of the memory the kernel says is available now (None off Linux)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 * 4 // 5
+    except OSError:
+        pass
+    return None
+
+
+def check_fits(limits: Limits, budget: int | None) -> None:
+    """ConfigurationError when a cap alone exceeds the budget."""
+    if budget is not None and limits.max_mem is not None and limits.max_mem > budget:
+        raise ConfigurationError(
+            f"max_mem ({format_size(limits.max_mem)}) is larger than the pool's memory "
+            f"budget ({format_size(budget)}): no task could ever start; raise "
+            "memory_budget or lower max_mem"
+        )
+
+
+def clamped(limits: Limits, budget: int) -> Limits:
+    """An escalated cap never exceeds the budget: it could never be admitted."""
+    if limits.max_mem is None or limits.max_mem <= budget:
+        return limits
+    return dataclasses.replace(limits, max_mem=budget, soft_mem=default_soft_limit(budget))
