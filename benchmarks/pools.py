@@ -85,31 +85,35 @@ def reuse_throughput(n_map: int, rounds: int = 7) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def per_task(n: int) -> dict[str, float]:
+def per_task(n: int, rounds: int = 5) -> dict[str, float]:
     """One task per unit of work, reused workers: ``submit`` each, and ``map`` with the
     executors' default chunksize of 1. Every executor runs a few tasks first, so its
-    workers are up (and isolator has seen how long its tasks take)."""
+    workers are up (and isolator has seen how long its tasks take). All of them stay open
+    and their rounds alternate, so a drift of the machine hits them alike; the median of
+    ``rounds`` is kept."""
     small = range(n)
-    rates = {}
-
-    def measure(label: str, ex: cf.Executor) -> None:
-        list(ex.map(wl.square, range(50)))
-        rates[f"{label}.submit per task"] = per_second(
-            n, lambda: [f.result() for f in [ex.submit(wl.square, x) for x in small]])
-        rates[f"{label}.map per task"] = per_second(n, lambda: list(ex.map(wl.square, small)))
-
-    with IsolatedExecutor(2, max_tasks_per_child=10**9) as ex:
-        measure("IsolatedExecutor (reuse)", ex)
-    with cf.ProcessPoolExecutor(2, mp_context=FORK) as ex:
-        measure("ProcessPoolExecutor", ex)
+    executors: dict[str, cf.Executor] = {
+        "IsolatedExecutor (reuse)": IsolatedExecutor(2, max_tasks_per_child=10**9),
+        "ProcessPoolExecutor": cf.ProcessPoolExecutor(2, mp_context=FORK),
+    }
     try:
         from loky import get_reusable_executor
+
+        executors["loky"] = get_reusable_executor(2)
     except ImportError:
-        return rates
-    ex = get_reusable_executor(2)
-    measure("loky", ex)
-    ex.shutdown(wait=True)
-    return rates
+        pass
+    rates: dict[str, list[float]] = {}
+    for ex in executors.values():
+        list(ex.map(wl.square, range(50)))
+    for _ in range(rounds):
+        for label, ex in executors.items():
+            rates.setdefault(f"{label}.submit per task", []).append(per_second(
+                n, lambda: [f.result() for f in [ex.submit(wl.square, x) for x in small]]))
+            rates.setdefault(f"{label}.map per task", []).append(
+                per_second(n, lambda: list(ex.map(wl.square, small))))
+    for ex in executors.values():
+        ex.shutdown(wait=True)
+    return {label: statistics.median(values) for label, values in rates.items()}
 
 
 def memory_after_fragmenting(tasks: int) -> dict[str, float]:
@@ -155,7 +159,7 @@ def main() -> None:
     show("caller holding 1 GiB: tasks/s", big_caller(n // 2), "tasks/s", "IsolatedExecutor(2)")
     show("reuse mode, map: tasks/s", reuse_throughput(20_000 if args.quick else 200_000),
          "tasks/s", "IsolatedPool.map (reuse)")
-    rates = per_task(2_000 if args.quick else 20_000)
+    rates = per_task(2_000 if args.quick else 20_000, 1 if args.quick else 5)
     show("reuse mode, one task per unit: tasks/s", rates, "tasks/s",
          "IsolatedExecutor (reuse).submit per task")
     for how in ("submit", "map"):
