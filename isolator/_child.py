@@ -210,7 +210,6 @@ _TIDY_THRESHOLD = 1 << 20
 def _run_task(body: bytes) -> tuple[int, bytes]:
     try:
         fn, args, kwargs = _serialize.loads(body, what="function and its arguments")
-        fn = getattr(fn, "__wrapped__", fn) if hasattr(fn, "__isolated_options__") else fn
         result = _call(fn, args, kwargs)
         payload = _serialize.dumps(result, what="result", in_child=True)
     except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import _workloads as w
+from conftest import _zygote_pid
 
-from isolator import isolated
+from isolator import IsolatedExecutor, isolated
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@isolated(max_mem="256MB")
+def parent_pid() -> int:
+    return os.getppid()
 
 
 def test_bare_decorator_and_function_form() -> None:
@@ -21,6 +28,16 @@ def test_bare_decorator_and_function_form() -> None:
 
     assert double(21) == 42
     assert isolated(max_mem="64MB")(w.echo)("x") == "x"
+
+
+def test_a_decorated_function_runs_in_one_child_whoever_calls_it() -> None:
+    # A child is forked by the zygote: one that ran the wrapper again would have run the
+    # function in a grandchild, forked by a zygote of its own.
+    zygote = _zygote_pid()
+    assert parent_pid() == zygote
+    with IsolatedExecutor(1) as pool:
+        assert pool.submit(parent_pid).result(timeout=30) == zygote
+        assert pool.submit(isolated(lambda: os.getppid())).result(timeout=30) == zygote
 
 
 def test_closure_and_lambda() -> None:
