@@ -170,7 +170,7 @@ class Supervisor(TaskEndings, ReusedJobs):
         if limits.cgroup is False or limits.max_mem is None:
             return None
         if not self._cgroups_detected:
-            from ._limits.cgroup import CgroupManager
+            from ._limits.cgroup_manager import CgroupManager
 
             self._cgroups = CgroupManager.detect()
             self._cgroups_detected = True

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from isolator._limits.cgroup import CgroupManager, CgroupSlot
+from isolator._limits.cgroup import CgroupSlot
+from isolator._limits.cgroup_manager import CgroupManager
 
 MIB = 1 << 20
 REPO = str(Path(__file__).resolve().parent.parent)
