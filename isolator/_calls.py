@@ -40,11 +40,11 @@ def leak_probe(level: str) -> dict[str, Any]:
     (against the zygote's baseline, the worker's own start), and who keeps it alive."""
     import gc
 
-    from . import _child, forensics
+    from . import _child_forensics, forensics
 
     gc.unfreeze()  # the zygote's module-level containers are where leaks hang
     try:
-        return forensics.collect(level=level, frame=None, baseline=_child.baseline)
+        return forensics.collect(level=level, frame=None, baseline=_child_forensics.baseline)
     finally:
         gc.freeze()
 

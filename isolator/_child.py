@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any, NamedTuple, NoReturn
 
 from . import _platform, _protocol, _serialize
+from ._child_forensics import heap_forensics
 from ._errors import MemoryLimitExceeded, SerializationError
 from ._procfs import StatusReader, self_rss
 from ._units import format_size
@@ -41,26 +42,6 @@ class ChildSpec(NamedTuple):
 
 
 _spec = ChildSpec(None, None, None, "")
-#: The zygote's heap, counted by the zygote before it forked us (see ``take_baseline``):
-#: the task's own heap is this plus what the task made, so growth is measured from here
-#: without a per-task count.
-baseline: Any = None
-
-
-def take_baseline() -> None:
-    """Called in the zygote: count its heap once, for every child it forks next."""
-    global baseline
-    # Imported now, what formatting the breach's traceback needs (3.11's traceback
-    # imports ast for its carets) is not counted as the task's growth.
-    import ast  # noqa: F401
-    import traceback  # noqa: F401
-
-    from . import forensics
-
-    gc.unfreeze()  # frozen objects are invisible to gc.get_objects(); we re-freeze at fork
-    baseline = forensics.take_baseline()
-
-
 _armed = False
 _breached = False  # a task of this worker went past the soft limit: it takes no more
 _limit = 0
@@ -257,36 +238,5 @@ def _pack_exception(exc: BaseException) -> bytes:
             f"({failure})"
         )
         exc_bytes = _serialize.dumps(substitute, what="exception")
-    return _serialize.dumps((exc_bytes, text, _heap_forensics(exc)), what="exception")
-
-
-def _heap_forensics(exc: BaseException) -> dict[str, Any] | None:
-    """What held the memory and who kept it alive, walked here, where only the child
-    can: for memory errors, within the headroom below the hard cap and a time budget."""
-    if _spec.forensics == "off" or not isinstance(exc, MemoryError):
-        return None
-    from . import forensics
-
-    # What the zygote froze before forking us (module caches, classes) must be visible
-    # to the heap walk: the chains that keep the task's data alive start there.
-    gc.unfreeze()
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if baseline is not None:
-        baseline.started = _task_started
-    level, skipped = _spec.forensics, None
-    headroom = (_spec.limit or 0) - self_rss()
-    if level == "deep" and headroom < HEAPY_HEADROOM:
-        # heapy's partition can take ~200 MiB; past the hard cap we would lose it all.
-        level = "default"
-        skipped = (f"heapy's partition needs about {HEAPY_HEADROOM >> 20} MiB of headroom "
-                   f"below the cap and {max(headroom, 0) >> 20} MiB was left: lower soft_mem")
-    result = forensics.collect(level=level, frame=tb.tb_frame if tb else None,
-                               baseline=baseline, time_budget=_spec.forensics_budget)
-    if skipped:
-        result.setdefault("missing", {})["heapy"] = skipped
-    return result
-
-
-HEAPY_HEADROOM = 256 << 20
+    return _serialize.dumps((exc_bytes, text, heap_forensics(exc, _spec, _task_started)),
+                            what="exception")

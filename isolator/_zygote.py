@@ -39,7 +39,7 @@ import sys
 import time
 from typing import Any
 
-from . import _child, _platform
+from . import _child, _child_forensics, _platform
 
 MAX_MESSAGE = 1 << 20
 REAP_WITHIN = 1.0  # seconds the exiting zygote waits for the children it has just killed
@@ -88,7 +88,7 @@ class _Zygote:
                 self.baseline_stale = True
             if spec.forensics != "off" and self.baseline_stale:
                 self.drop_spare()
-                _child.take_baseline()
+                _child_forensics.take_baseline()
                 self.baseline_stale = False
             pid = self.hand_to_spare(spec, fds) or self.fork_child(spec, fds)
             try:
