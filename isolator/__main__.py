@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from . import __version__, _cli_commands
+from . import __version__, _cli_commands, _cli_map
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -57,8 +57,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "map": Command(
         help="MODULE:FUNC over every line of a JSON-lines file, resumable from its journal",
-        add_arguments=_cli_commands.map_arguments,
-        run=_cli_commands.map_,
+        add_arguments=_cli_map.map_arguments,
+        run=_cli_map.map_,
     ),
     "exec": Command(
         help="run any program under the cap (a Python script runs inside the child)",

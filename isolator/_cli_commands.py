@@ -1,4 +1,5 @@
-"""The ``run``, ``report`` and ``reports`` commands of the ``isolator`` program.
+"""The ``run``, ``exec``, ``report`` and ``reports`` commands of the ``isolator`` program
+(``map`` is in ``_cli_map``).
 
 Bad input (a module or function that does not exist, a malformed size or JSON argument,
 a missing report) is one line on stderr that says what is wrong, and exit status 2.
@@ -43,7 +44,7 @@ def resolve_function(spec: str) -> Any:
     return getattr(obj, "__wrapped__", obj) if hasattr(obj, "__isolated_options__") else obj
 
 
-def _cap_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+def cap_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
     """The options every command that runs something shares."""
     parser.add_argument("--max-mem", metavar="SIZE", required=required,
                         help="the cap of each child, e.g. 512MB or 2GiB")
@@ -53,7 +54,7 @@ def _cap_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -
                         help="where post-mortem reports go (default: ./isolator-reports)")
 
 
-def _cap_options(args: argparse.Namespace) -> dict[str, Any]:
+def cap_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"max_mem": args.max_mem, "timeout": args.timeout}
     if args.report_dir:
         options["report_dir"] = args.report_dir
@@ -64,7 +65,7 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("function", metavar="MODULE:FUNC")
     parser.add_argument("args", metavar="JSON_ARG", nargs="*",
                         help="each argument as one JSON value, e.g. '\"a.csv\"' or 42")
-    _cap_arguments(parser)
+    cap_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         values = [_json_argument(text) for text in args.args]
         fn = resolve_function(args.function)
-        call = isolated(**_cap_options(args))(fn)
+        call = isolated(**cap_options(args))(fn)
     except (UsageError, ConfigurationError) as exc:
         print(f"isolator run: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -104,7 +105,7 @@ def _json_argument(text: str) -> Any:
 
 
 def exec_arguments(parser: argparse.ArgumentParser) -> None:
-    _cap_arguments(parser, required=True)
+    cap_arguments(parser, required=True)
     parser.add_argument("program", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
 
@@ -118,7 +119,7 @@ def exec_(args: argparse.Namespace) -> int:
         print("isolator exec: give the command after --, e.g. isolator exec --max-mem 1GB "
               "-- python job.py", file=sys.stderr)
         return EXIT_USAGE
-    options = _cap_options(args)
+    options = cap_options(args)
     script = _python_script(command)
     try:
         if script is not None:
@@ -148,76 +149,6 @@ def _python_script(command: list[str]) -> list[str] | None:
             and command[1].endswith(".py"):
         return command[1:]
     return None
-
-
-def map_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("function", metavar="MODULE:FUNC")
-    parser.add_argument("input", metavar="INPUT.jsonl", help="one JSON value per line")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="children at once (default: one per CPU)")
-    _cap_arguments(parser)
-    parser.add_argument("--retries", metavar="K", type=int, default=0,
-                        help="run an input whose child died up to K more times")
-    parser.add_argument("--escalate", metavar="FACTOR", type=float,
-                        help="each retry after a breach gets FACTOR times the cap")
-    parser.add_argument("--max-tasks-per-child", metavar="N", type=int, default=1,
-                        help="reuse a child for up to N inputs (default 1: a fresh process "
-                             "for each input; reuse pays off when inputs are small)")
-    parser.add_argument("--journal", metavar="FILE",
-                        help="SQLite journal (default: OUT.journal.sqlite next to --out)")
-    parser.add_argument("--out", metavar="FILE", help="default: INPUT.out.jsonl")
-    parser.add_argument("--quiet", action="store_true", help="no progress, no summary")
-    parser.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
-
-
-def map_(args: argparse.Namespace) -> int:
-    """Every input line through MODULE:FUNC in isolated children; resumable."""
-    import tenacity
-
-    from ._batch import BatchError, count_inputs, default_journal, open_batch, run_batch
-    from ._executor import IsolatedExecutor
-    from ._progress import BatchView, print_summary
-    from ._retry import escalate_memory, retry_if_worker_lost
-
-    out = args.out or f"{args.input}.out.jsonl"
-    try:
-        fn = resolve_function(args.function)
-        options = _cap_options(args)
-        options["max_tasks_per_child"] = args.max_tasks_per_child
-        if args.retries < 0:
-            raise UsageError(f"--retries {args.retries}: give 0 or more")
-        if args.max_tasks_per_child < 1:
-            raise UsageError(f"--max-tasks-per-child {args.max_tasks_per_child}: give 1 or more")
-        if args.retries or args.escalate:
-            options["retry"] = retry_if_worker_lost()
-            options["stop"] = tenacity.stop_after_attempt(args.retries + 1)
-            if args.escalate:
-                options["escalate"] = escalate_memory(args.escalate)
-        executor = IsolatedExecutor(args.workers, **options)
-        journal = open_batch(args.function, args.input, out,
-                             args.journal or default_journal(out))
-    except (UsageError, ConfigurationError, BatchError) as exc:
-        print(f"isolator map: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    live = sys.stderr.isatty() and not (args.quiet or args.json)
-    view = BatchView(count_inputs(args.input), executor, live)
-    try:
-        skipped = run_batch(fn, args.input, out, journal, executor,
-                            window=2 * executor._dispatcher.workers, view=view)
-    except KeyboardInterrupt:
-        view.close()
-        executor.terminate()
-        journal.close()
-        print(f"isolator map: interrupted; run the same command again to resume ({out})",
-              file=sys.stderr)
-        return 130
-    view.close()
-    executor.shutdown()
-    journal.close()
-    result = view.summary(skipped, out)
-    if not args.quiet:
-        print_summary(result, as_json=args.json)
-    return EXIT_FAILED if result["failed"] else EXIT_OK
 
 
 def report_arguments(parser: argparse.ArgumentParser) -> None:
