@@ -66,6 +66,7 @@ class Supervisor(TaskEndings, ReusedJobs):
         self._commands: deque[Callable[[], None]] = deque()
         self._unsent: dict[Task, None] = {}  # reused workers with tasks to write
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_pending = False  # a byte is in the wake pipe, or about to be
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         self._timers = Timers()
@@ -151,10 +152,15 @@ class Supervisor(TaskEndings, ReusedJobs):
 
     def call_soon(self, command: Callable[[], None]) -> None:
         self._commands.append(command)
-        try:
-            os.write(self._wake_w, b"x")
-        except BlockingIOError:  # the pipe is full: the loop is awake anyway
-            pass
+        # One wake-up for a burst of commands. The loop clears the flag before it runs
+        # the queue, so a command queued later finds it clear, or finds it set by a
+        # caller whose byte is still to be read: either way the loop runs it.
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:  # the pipe is full: the loop is awake anyway
+                pass
 
     def shutdown(self, timeout: float = 3.0) -> None:
         """Kill every child, stop the zygote and the threads; idempotent."""
@@ -218,6 +224,7 @@ class Supervisor(TaskEndings, ReusedJobs):
             os.read(self._wake_r, 4096)
         except BlockingIOError:
             pass
+        self._wake_pending = False
         while self._commands:
             self._commands.popleft()()
 
