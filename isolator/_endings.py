@@ -12,9 +12,9 @@ import selectors
 import time
 from typing import Any
 
-from . import _native
+from . import _native, _protocol
 from ._errors import MemoryLimitExceeded, NotStarted
-from ._outcome import Ending, resolve
+from ._outcome import Ending, resolve, result_of
 from ._postmortem import report_for
 from ._sampler import Sampler
 from ._task import Task
@@ -31,7 +31,11 @@ class TaskEndings:
     def _resolve(self, task: Task, oom_killed: bool = False) -> None:
         """Complete the caller's future as soon as the outcome is known."""
         task.resolved = True
-        ok, value, heap = resolve(_facts(task, oom_killed))
+        message = task.message
+        if message is not None and message[0] == _protocol.RESULT:  # no facts needed
+            ok, value, heap = result_of(message[1])
+        else:
+            ok, value, heap = resolve(_facts(task, oom_killed))
         task.future.peak = task.watch.peak if task.watch is not None else 0
         native = None
         if task.capture is not None:

@@ -70,12 +70,17 @@ def resolve(e: Ending) -> tuple[bool, Any, dict[str, Any] | None]:
     if e.message is not None:
         tag, body = e.message
         if tag == _protocol.RESULT:
-            try:
-                return True, _serialize.loads(body, what="result"), None
-            except SerializationError as exc:
-                return False, exc, None
+            return result_of(body)
         return (False, *_raised(e, body))
     return False, _death(e), None
+
+
+def result_of(body: bytes) -> tuple[bool, Any, None]:
+    """The outcome of a RESULT frame: its value, or why it could not be loaded."""
+    try:
+        return True, _serialize.loads(body, what="result"), None
+    except SerializationError as exc:
+        return False, exc, None
 
 
 def _death(e: Ending) -> BaseException:

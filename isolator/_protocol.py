@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterator
 
 HELLO = 1
 TASK = 2
@@ -93,18 +92,18 @@ class FrameReader:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> Iterator[tuple[int, bytes]]:
-        self._buffer += data
-        while len(self._buffer) >= _HEADER.size:
-            tag, size = _HEADER.unpack_from(self._buffer)
-            end = _HEADER.size + size
-            if len(self._buffer) < end:
-                return
-            body = bytes(self._buffer[_HEADER.size : end])
-            del self._buffer[:end]
-            yield tag, body
-
-    @property
-    def pending(self) -> int:
-        """Bytes of an incomplete frame still waiting for the rest."""
-        return len(self._buffer)
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The frames completed by ``data``, in order; a partial one waits for the rest."""
+        buffer = self._buffer
+        buffer += data
+        frames = []
+        start, end = 0, len(buffer)
+        while end - start >= _HEADER.size:
+            tag, size = _HEADER.unpack_from(buffer, start)
+            stop = start + _HEADER.size + size
+            if stop > end:
+                break
+            frames.append((tag, bytes(buffer[start + _HEADER.size : stop])))
+            start = stop
+        del buffer[:start]  # once per read, not once per frame
+        return frames
