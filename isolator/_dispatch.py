@@ -15,7 +15,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import _serialize
@@ -47,7 +47,9 @@ class _Unit:
     inner: AnyFuture | None = None
     started: bool = False  # its future is running: it was started once (a retry, or resent)
     retry_state: Any = None
-    earlier: list[BaseException] = field(default_factory=list)
+    # Failed attempts: a tuple, so that a unit that never failed holds no list for the
+    # garbage collector to track (a caller may hold thousands of pending units).
+    earlier: tuple[BaseException, ...] = ()
 
     @property
     def cap(self) -> int:
@@ -213,7 +215,7 @@ class Dispatcher(ReusedWorkers):
         delay, limits = decision
         if self.budget is not None and limits.max_mem is not None:
             limits = clamped(limits, self.budget)
-        unit.earlier.append(exc)
+        unit.earlier += (exc,)
         unit.limits, unit.inner = limits, None
         with self._lock:
             self._counts["retried"] += 1

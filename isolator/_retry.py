@@ -9,6 +9,7 @@ attempt a larger cap. A policy is normalised once, where the user gives it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +105,7 @@ def make_retry_policy(retry: Any = None, stop: Any = None, wait: Any = None,
     )
 
 
-def record_attempts(final: BaseException, earlier: list[BaseException]) -> BaseException:
+def record_attempts(final: BaseException, earlier: Sequence[BaseException]) -> BaseException:
     """The caller sees the last real error; ``attempts`` holds every attempt's error."""
     try:
         final.attempts = [*earlier, final]  # type: ignore[attr-defined]
