@@ -20,6 +20,10 @@ a thread that lives as long as the supervisor. The caller gets its result as soo
 child has sent it; the task's bookkeeping ends when the zygote has reaped the child and
 killed what was left of its process group, and the supervisor has killed what was left
 of its tree.
+
+The class is assembled from parts: the zygote's process and socket (``_zygote_link``),
+how a task ends (``_endings``), a reused worker's next tasks (``_jobs``) and the
+deadlines (``_timers``).
 """
 
 from __future__ import annotations
