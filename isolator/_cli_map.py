@@ -47,7 +47,7 @@ def map_(args: argparse.Namespace) -> int:
     import tenacity
 
     from ._batch import BatchError, count_inputs, default_journal, open_batch, run_batch
-    from ._executor import IsolatedExecutor
+    from ._executor import IsolatedExecutor, worker_count
     from ._progress import BatchView, print_summary
     from ._retry import escalate_memory, retry_if_worker_lost
 
@@ -65,7 +65,8 @@ def map_(args: argparse.Namespace) -> int:
             options["stop"] = tenacity.stop_after_attempt(args.retries + 1)
             if args.escalate:
                 options["escalate"] = escalate_memory(args.escalate)
-        executor = IsolatedExecutor(args.workers, **options)
+        workers = worker_count(args.workers, "--workers")
+        executor = IsolatedExecutor(workers, **options)
         journal = open_batch(args.function, args.input, out,
                              args.journal or default_journal(out))
     except (UsageError, ConfigurationError, BatchError) as exc:
@@ -75,7 +76,7 @@ def map_(args: argparse.Namespace) -> int:
     view = BatchView(count_inputs(args.input), executor, live)
     try:
         skipped = run_batch(fn, args.input, out, journal, executor,
-                            window=2 * executor._dispatcher.workers, view=view)
+                            window=2 * workers, view=view)
     except KeyboardInterrupt:
         view.close()
         executor.terminate()

@@ -136,7 +136,7 @@ def _children_of(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("case", ["missing-input", "bad-size", "foreign-out", "bad-journal",
-                                  "missing-module", "missing-function"])
+                                  "missing-module", "missing-function", "no-workers"])
 def test_bad_input_exits_2_and_overwrites_nothing(tmp_path: Path, case: str) -> None:
     inputs = write_inputs(tmp_path, 3)
     out = tmp_path / "out.jsonl"
@@ -149,6 +149,8 @@ def test_bad_input_exits_2_and_overwrites_nothing(tmp_path: Path, case: str) -> 
         args[1] = "no_such_module:f"
     elif case == "missing-function":
         args[1] = "_workloads:no_such_function"
+    elif case == "no-workers":
+        args += ["--workers", "0"]
     elif case == "foreign-out":
         out.write_text("precious\n")
     else:
