@@ -53,12 +53,19 @@ class ZygoteLink:
         self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()],
                                          stdin=subprocess.DEVNULL)
         theirs.close()
-        ours.settimeout(_START_WITHIN)
-        message = ours.recv(_RECV)
-        if not message or pickle.loads(message)[0] != "ready":
+        try:
+            ours.settimeout(_START_WITHIN)
+            message = ours.recv(_RECV)
+            if not message or pickle.loads(message)[0] != "ready":
+                raise WorkerStartupError("the zygote exited during start-up")
+            ours.settimeout(None)
+        except BaseException:
+            # A zygote that never said "ready" (or that we stopped waiting for) must not
+            # outlive the attempt.
             ours.close()
-            raise WorkerStartupError("the zygote exited during start-up")
-        ours.settimeout(None)
+            self._process.kill()
+            self._process.wait()
+            raise
         with self._lock:
             self._sent_path = None  # a new zygote knows nothing of the caller's sys.path
             self._sock = ours

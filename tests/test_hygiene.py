@@ -103,3 +103,19 @@ def test_a_killed_zygote_fails_running_calls_and_is_replaced() -> None:
             future.result(timeout=10)
     assert isolated(w.echo)(5) == 5
     assert supervisor.zygote_pid not in (None, zygote)
+
+
+@pytest.mark.parametrize("code", ["import time; time.sleep(60)", "raise SystemExit(3)"])
+def test_a_zygote_that_never_says_ready_is_not_left_behind(
+        monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    from isolator import WorkerStartupError, _zygote_link
+
+    monkeypatch.setattr(_zygote_link, "_CODE", code)
+    monkeypatch.setattr(_zygote_link, "_START_WITHIN", 0.5)
+    link = _zygote_link.ZygoteLink()
+    with pytest.raises((WorkerStartupError, TimeoutError)):
+        link.start()
+    pid = link.pid
+    assert pid is not None and gone_within([pid], 1.0)
+    assert not os.path.exists(f"/proc/{pid}")  # reaped, not even a zombie
+    assert link.sock is None and not link.up.is_set()
