@@ -202,6 +202,13 @@ class Supervisor(TaskEndings, ReusedJobs):
             self._start_zygote()
         except BaseException as exc:  # noqa: BLE001 - reported to the thread that waits
             self._startup_error = exc
+            # Nobody else has this object: __init__ raises. Leave nothing behind.
+            self._closed = True
+            self.sampler.stop()
+            self._selector.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            return
         finally:
             self._ready.set()
         while self._zygote.sock is not None or not self._closed:
@@ -352,9 +359,17 @@ class Supervisor(TaskEndings, ReusedJobs):
         self._zygote.wait()
         if not self._closed:
             # Before the failures below: their callbacks may submit new work at once.
-            self._start_zygote()
+            try:
+                self._start_zygote()
+            except BaseException as exc:  # noqa: BLE001 - the orphans must still fail
+                _log.error("isolator: the zygote could not be restarted: %s", exc)
+                # Closed: this loop ends, and the next call starts a new supervisor.
+                self._closed = True
+                self.sampler.stop()
         for task in orphans:
             self._fail(task, WorkerLost("the isolator zygote died; the task's child was killed"))
+        if self._closed and self._cgroups is not None:
+            self._cgroups.close()
 
     def _shutdown(self, done: threading.Event) -> None:
         for task in list(self._tasks.values()):
@@ -362,8 +377,6 @@ class Supervisor(TaskEndings, ReusedJobs):
             if task.watch is not None:
                 task.watch.kill()
         self._zygote_lost()  # closing the socket makes the zygote kill everything and exit
-        if self._cgroups is not None:
-            self._cgroups.close()
         done.set()
 
 
