@@ -11,6 +11,7 @@ a running unit finishes (the supervisor's future callback); nothing polls.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from ._statistics import KIND, Statistics, failure_kind, snapshot
 from ._supervisor import Supervisor, get_supervisor
 from ._task import AnyFuture, Task, TaskFuture
 
+_log = logging.getLogger("isolator")
 
 @dataclass
 class _Unit:
@@ -84,6 +86,7 @@ class Dispatcher(ReusedWorkers):
         self._running: dict[Future[Any], _Unit] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._hooks_due = 0  # outcomes counted whose progress hook has not returned yet
         self._joiners = 0  # threads in join(): an outcome wakes them only when there are
         self._closed = False
         self._terminating = False
@@ -245,16 +248,31 @@ class Dispatcher(ReusedWorkers):
             if self._running.pop(unit.future, None) is not None:
                 self._admitted -= unit.cap
             self._count_outcome(exc)
-        if self._on_done is not None:
-            self._on_done(unit.future)
+        self._progress(unit.future)
 
     def _finish_counts(self, future: Future[Any]) -> None:
         with self._lock:
             self._count_outcome(future.exception())
-        if self._on_done is not None:
+        self._progress(future)
+
+    def _progress(self, future: Future[Any]) -> None:
+        """Run the progress hook; join() waits for it, as shutdown() waits for a stdlib
+        executor's done-callbacks."""
+        if self._on_done is None:
+            return
+        try:
             self._on_done(future)
+        except Exception:  # noqa: BLE001 - a hook's bug must not stall the pool
+            # As concurrent.futures does for a done-callback: log it and go on.
+            _log.exception("isolator: the progress hook raised for %r", future)
+        finally:
+            with self._lock:
+                self._hooks_due -= 1
+                if self._joiners:
+                    self._idle.notify_all()
 
     def _count_outcome(self, exc: BaseException | None) -> None:
+        self._hooks_due += self._on_done is not None  # run (and counted down) next
         if exc is None:
             self._counts["completed"] += 1
         else:
@@ -296,7 +314,8 @@ class Dispatcher(ReusedWorkers):
             self._joiners += 1
             try:
                 done = self._idle.wait_for(
-                    lambda: not self._pending and not self._running and not self._delayed,
+                    lambda: not (self._pending or self._running or self._delayed
+                                 or self._hooks_due),
                     timeout,
                 )
             finally:

@@ -65,7 +65,8 @@ class IsolatedExecutor(Executor):
     says so, or after a memory breach, with its replacement started at once.
     ``initializer(*initargs)`` runs once in each worker process, before its first task
     (in every child when each task has its own).
-    ``progress`` is called with each future as it completes. ``retry``/``stop``/``wait``
+    ``progress`` is called with each future as it completes (an exception from it is
+    logged, and ``shutdown(wait=True)`` waits for the last call). ``retry``/``stop``/``wait``
     are tenacity strategies and ``escalate`` an ``escalate_memory``: a failed unit is
     retried in a fresh child, with a larger cap after a breach. Tasks whose caps add up
     to more than ``memory_budget`` (default: four fifths of the memory available when

@@ -114,6 +114,22 @@ def test_statistics_and_progress_hook() -> None:
     assert stats.peak_rss >= 50 * w.MiB and len(stats.peak_rss_per_task) == 4
 
 
+@pytest.mark.parametrize("tasks_per_child", [1, 10])
+def test_a_progress_hook_that_raises_is_logged_and_the_pool_goes_on(
+        tasks_per_child: int, caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[Any] = []
+
+    def broken(future: Any) -> None:
+        calls.append(future)
+        raise RuntimeError("bug in the hook")
+
+    with IsolatedExecutor(2, max_tasks_per_child=tasks_per_child, progress=broken) as ex:
+        futures = [ex.submit(w.square, x) for x in range(12)]
+        assert [f.result(timeout=30) for f in futures] == [x * x for x in range(12)]
+    assert len(calls) == 12
+    assert caplog.text.count("the progress hook raised") == 12
+
+
 # -- multiprocessing.Pool semantics ------------------------------------------------------
 
 def test_pool_api() -> None:
