@@ -200,9 +200,16 @@ class Dispatcher(ReusedWorkers):
         if resend:
             self._pump()
             return
-        if exc is not None and isinstance(exc, Exception) and self._retry_later(unit, exc):
-            self._pump()
-            return
+        if exc is not None and isinstance(exc, Exception):
+            try:
+                again = self._retry_later(unit, exc)
+            except Exception as bug:  # noqa: BLE001 - the retry strategy's own error
+                # The unit fails with it, as tenacity would raise it to its caller.
+                bug.__context__ = exc
+                again, exc = False, bug
+            if again:
+                self._pump()
+                return
         if exc is not None and unit.earlier:
             record_attempts(exc, unit.earlier)
         self._complete(unit, None if exc is not None else inner.result(), exc)

@@ -9,6 +9,7 @@ says so, after a breach, or when the pool closes.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter, deque
 from typing import Any
@@ -20,6 +21,8 @@ from ._options import Limits
 from ._recycle import WorkerFacts, recycle_base
 from ._supervisor import get_supervisor
 from ._task import JobFuture, Task, TaskFuture
+
+_log = logging.getLogger("isolator")
 
 #: Work a busy reused worker may be given beyond its current task, in seconds of its
 #: tasks' recent average: only short tasks are sent ahead, at most ``MAX_AHEAD``.
@@ -91,9 +94,19 @@ class ReusedWorkers:
             return False
         if limits is not worker.limits and limits != worker.limits:
             return False
-        return not self.recycle(WorkerFacts(worker.tasks_done + worker.assigned,
-                                            worker.baseline_rss,
-                                            worker.last_rss or worker.baseline_rss))
+        return not self._recycles(WorkerFacts(worker.tasks_done + worker.assigned,
+                                              worker.baseline_rss,
+                                              worker.last_rss or worker.baseline_rss))
+
+    def _recycles(self, facts: WorkerFacts) -> bool:
+        """The policy's verdict; a policy that raises (a user's own) recycles the worker,
+        logged, rather than leave it stuck between tasks."""
+        assert self.recycle is not None
+        try:
+            return bool(self.recycle(facts))
+        except Exception:  # noqa: BLE001 - user code, run in the supervisor thread
+            _log.exception("isolator: the recycle policy %r raised", self.recycle)
+            return True
 
     def _unreserve(self, worker: Task | None) -> None:
         if worker is not None:
@@ -124,7 +137,9 @@ class ReusedWorkers:
         facts = WorkerFacts(worker.tasks_done, worker.baseline_rss, rss)
         with self._lock:
             closed = self._closed and not self._pending
-            recycle = worker.tainted or self.recycle(facts)
+            # A worker that has run nothing is as fresh as its replacement would be:
+            # recycling it for what its policy sees would only start another.
+            recycle = worker.tainted or (worker.tasks_done > 0 and self._recycles(facts))
             worker.retiring = recycle or (closed and worker.assigned == 0)
             if recycle and not closed:
                 self._counts["recycled"] += 1

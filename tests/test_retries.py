@@ -101,3 +101,16 @@ def test_bad_retry_options() -> None:
         isolated(retry="yes")
     with pytest.raises(ConfigurationError):
         escalate_memory(0.5)
+
+
+@pytest.mark.timeout(60)
+def test_a_retry_strategy_that_raises_fails_its_task_with_that_error() -> None:
+    def broken(exc: BaseException) -> bool:
+        raise KeyError("bug in a user's retry predicate")
+
+    with IsolatedExecutor(2, retry=tenacity.retry_if_exception(broken)) as ex:
+        futures = [ex.submit(w.fail_on, x, 3) for x in range(6)]
+        outcomes = [f.exception(timeout=30) or f.result() for f in futures]
+    assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5]
+    assert isinstance(outcomes[3], KeyError)
+    assert isinstance(outcomes[3].__context__, ValueError)  # the task's own error

@@ -35,6 +35,27 @@ def test_max_tasks_per_child_reuses_then_replaces() -> None:
     assert stats.recycled == 2
 
 
+class _BrokenPolicy(recycle_after_tasks):
+    def __call__(self, facts: WorkerFacts) -> bool:
+        raise ValueError("bug in a user's policy")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("policy", ["below-fresh-rss", "raises"])
+def test_a_policy_that_says_recycle_at_once_still_runs_every_task(
+        policy: str, caplog: pytest.LogCaptureFixture) -> None:
+    # A replacement starts idle; a policy that condemns every worker, even one that has
+    # run nothing, must not replace replacements forever.
+    chosen = recycle_on_idle_rss("1MiB") if policy == "below-fresh-rss" else _BrokenPolicy(1)
+    with IsolatedExecutor(2, recycle=chosen) as ex:
+        pids = [ex.submit(w.my_pid).result(timeout=30) for _ in range(6)]
+        stats = ex.statistics()
+    assert len(set(pids)) == 6 and stats.completed == 6
+    assert stats.recycled <= 6
+    if policy == "raises":
+        assert "the recycle policy" in caplog.text and "bug in a user's policy" in caplog.text
+
+
 @pytest.mark.timeout(60)
 def test_default_is_a_fresh_process_per_task() -> None:
     with IsolatedExecutor(1) as ex:
