@@ -119,3 +119,25 @@ def test_a_zygote_that_never_says_ready_is_not_left_behind(
     assert pid is not None and gone_within([pid], 1.0)
     assert not os.path.exists(f"/proc/{pid}")  # reaped, not even a zombie
     assert link.sock is None and not link.up.is_set()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["shutdown-no-wait", "no-shutdown", "pool-no-close"])
+def test_work_handed_to_a_pool_runs_before_the_program_exits(tmp_path: Path, how: str) -> None:
+    # As concurrent.futures documents: the program does not exit before pending work has
+    # run, whatever shutdown() was told. One worker, three tasks: two are still queued.
+    record = tmp_path / "spans"
+    if how == "pool-no-close":
+        body = ("pool = IsolatedPool(1)\n"
+                "for _ in range(3): pool.apply_async(w.record_span, (PATH, 0.3))\n")
+    else:
+        body = ("ex = IsolatedExecutor(1)\n"
+                "for _ in range(3): ex.submit(w.record_span, PATH, 0.3)\n"
+                + ("ex.shutdown(wait=False)\n" if how == "shutdown-no-wait" else ""))
+    script = ("import _workloads as w\nfrom isolator import IsolatedExecutor, IsolatedPool\n"
+              f"PATH = {str(record)!r}\n" + body + "print('leaving', flush=True)\n")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert done.returncode == 0 and "leaving" in done.stdout, done.stderr
+    assert len(record.read_text().splitlines()) == 3
