@@ -3,6 +3,7 @@ capped child. A worker death fails only its own task: no hang, no broken pool.""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -134,7 +135,7 @@ class IsolatedPool:
         if chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
         work = chunks(iterable, chunksize)
-        return _window(self._executor, func, work, 2 * self._processes, ordered)
+        return _Window(self._executor, func, work, 2 * self._processes, ordered)
 
     def close(self) -> None:
         """No more work; what was submitted runs to its end."""
@@ -167,26 +168,43 @@ class IsolatedPool:
         self.terminate()  # as multiprocessing.Pool does
 
 
-def _window(executor: IsolatedExecutor, func: Callable[..., Any],
-            work: Iterator[list[tuple[Any, ...]]], size: int, ordered: bool) -> Iterator[Any]:
-    pending: deque[Future[Any]] = deque()
-    name = function_name(func)
-    try:
-        for chunk in work:
-            pending.append(executor._submit(run_items, (func, chunk), {}, name))
-            while len(pending) >= size:
-                yield from _next_done(pending, ordered)
-        while pending:
-            yield from _next_done(pending, ordered)
-    finally:
-        for future in pending:
+class _Window:
+    """The results of a lazy map, at most ``size`` units submitted ahead of the consumer.
+
+    Like ``Pool.imap``'s iterator, an item whose unit failed raises its error from
+    ``next()`` and the iterator goes on with the next unit; with chunks, the whole chunk's
+    items are that one error. Dropped before the end, it cancels what has not started.
+    """
+
+    def __init__(self, executor: IsolatedExecutor, func: Callable[..., Any],
+                 work: Iterator[list[tuple[Any, ...]]], size: int, ordered: bool) -> None:
+        self._executor, self._func, self._work = executor, func, work
+        self._size, self._ordered = size, ordered
+        self._name = function_name(func)
+        self._pending: deque[Future[Any]] = deque()
+        self._ready: deque[Any] = deque()  # a finished chunk's items not handed out yet
+
+    def __iter__(self) -> _Window:
+        return self
+
+    def __next__(self) -> Any:
+        while not self._ready:
+            for chunk in itertools.islice(self._work, self._size - len(self._pending)):
+                self._pending.append(self._executor._submit(run_items, (self._func, chunk),
+                                                            {}, self._name))
+            if not self._pending:
+                raise StopIteration
+            self._ready.extend(self._next_done().result())  # raises a failed unit's error
+        return self._ready.popleft()
+
+    def _next_done(self) -> Future[Any]:
+        if self._ordered:
+            return self._pending.popleft()
+        done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        self._pending.remove(future)
+        return future
+
+    def __del__(self) -> None:
+        for future in self._pending:
             future.cancel()
-
-
-def _next_done(pending: deque[Future[Any]], ordered: bool) -> list[Any]:
-    if ordered:
-        return list(pending.popleft().result())
-    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-    future = next(iter(done))
-    pending.remove(future)
-    return list(future.result())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -165,6 +166,25 @@ def test_imap_is_lazy_on_an_endless_iterator() -> None:
     with IsolatedPool(2) as pool:
         first = list(itertools.islice(pool.imap(w.square, itertools.count()), 6))
     assert first == [0, 1, 4, 9, 16, 25]
+
+
+@pytest.mark.parametrize("chunksize", [1, 2])
+def test_imap_raises_a_failed_item_and_goes_on(chunksize: int) -> None:
+    # As Pool.imap's iterator: next() raises the item's error, then yields the rest. With
+    # chunks, the items of a failed chunk are that one error (items 2 and 3 here).
+    expected: list[Any] = [0, 1, "ValueError", 3, 4] if chunksize == 1 \
+        else [0, 1, "ValueError", 4]
+    with IsolatedPool(2) as pool:
+        results = pool.imap(functools.partial(w.fail_on, bad=2), range(5), chunksize)
+        got: list[Any] = []
+        while True:
+            try:
+                got.append(next(results))
+            except StopIteration:
+                break
+            except ValueError:
+                got.append("ValueError")
+    assert got == expected
 
 
 def test_close_join_and_closed_pool() -> None:
