@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from ._errors import WorkerLost
+
+
+class ResultTimeout(multiprocessing.TimeoutError, TimeoutError):
+    """No result in time: ``multiprocessing.TimeoutError``, what code written for ``Pool``
+    catches, and the builtin ``TimeoutError`` as well."""
 
 
 class AsyncResult:
@@ -85,9 +91,9 @@ class AsyncResult:
         self._done.wait(timeout)
 
     def get(self, timeout: float | None = None) -> Any:
-        """The result, or the first failure in input order; TimeoutError if not ready."""
+        """The result, or the first failure in input order; ``ResultTimeout`` if not ready."""
         if not self._done.wait(timeout):
-            raise TimeoutError
+            raise ResultTimeout
         error = self._error()
         if error is not None:
             raise error

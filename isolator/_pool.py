@@ -11,7 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from types import TracebackType
 from typing import Any
 
-from ._async_result import AsyncResult
+from ._async_result import AsyncResult, ResultTimeout
 from ._calls import run_chunk, run_items
 from ._decorator import function_name
 from ._executor import IsolatedExecutor, chunks, worker_count
@@ -188,19 +188,25 @@ class _Window:
         return self
 
     def __next__(self) -> Any:
+        return self.next()
+
+    def next(self, timeout: float | None = None) -> Any:
+        """The next item, as ``Pool.imap``'s ``next(timeout)``: ``ResultTimeout`` (a
+        ``multiprocessing.TimeoutError``) when none comes within ``timeout`` seconds."""
         while not self._ready:
             for chunk in itertools.islice(self._work, self._size - len(self._pending)):
                 self._pending.append(self._executor._submit(run_items, (self._func, chunk),
                                                             {}, self._name))
             if not self._pending:
                 raise StopIteration
-            self._ready.extend(self._next_done().result())  # raises a failed unit's error
+            self._ready.extend(self._take(timeout).result())  # raises a failed unit's error
         return self._ready.popleft()
 
-    def _next_done(self) -> Future[Any]:
-        if self._ordered:
-            return self._pending.popleft()
-        done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
+    def _take(self, timeout: float | None) -> Future[Any]:
+        candidates = [self._pending[0]] if self._ordered else list(self._pending)
+        done, _ = wait(candidates, timeout, return_when=FIRST_COMPLETED)
+        if not done:
+            raise ResultTimeout
         future = next(iter(done))
         self._pending.remove(future)
         return future

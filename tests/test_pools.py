@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -185,6 +186,21 @@ def test_imap_raises_a_failed_item_and_goes_on(chunksize: int) -> None:
             except ValueError:
                 got.append("ValueError")
     assert got == expected
+
+
+def test_pool_timeouts_are_multiprocessing_timeout_errors() -> None:
+    # Code written for Pool catches multiprocessing.TimeoutError, not the builtin.
+    with IsolatedPool(2) as pool:
+        slow = pool.apply_async(w.sleep_for, (1.0,))
+        with pytest.raises(multiprocessing.TimeoutError):
+            slow.get(timeout=0.05)
+        results = pool.imap(w.sleep_for, [1.0, 0.0])
+        with pytest.raises(multiprocessing.TimeoutError) as caught:
+            results.next(timeout=0.05)  # type: ignore[attr-defined]
+        assert isinstance(caught.value, TimeoutError)
+        assert results.next(timeout=30) is None  # type: ignore[attr-defined]
+        assert list(results) == [None]
+        assert slow.get(timeout=30) is None
 
 
 def test_close_join_and_closed_pool() -> None:
