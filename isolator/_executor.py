@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
+from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,6 +24,13 @@ from ._statistics import Statistics
 from ._units import parse_size
 
 T = TypeVar("T")
+
+
+def start_context(value: object, name: str) -> None:
+    """Accept a stdlib pool's start-method context and ignore it: every child is forked
+    from isolator's zygote, a fresh interpreter, whatever it says (docs/pools.md)."""
+    if value is not None and not isinstance(value, BaseContext):
+        raise ConfigurationError(f"{name}={value!r} is not a multiprocessing context")
 
 
 def worker_count(value: int | None, name: str) -> int:
@@ -98,7 +106,9 @@ class IsolatedExecutor(Executor):
         on_report: Callable[[Any], object] | None = None,
         forensics: ForensicsLevel = "default",
         recycle: recycle_base | None = None,
+        mp_context: BaseContext | None = None,
     ) -> None:
+        start_context(mp_context, "mp_context")
         workers = worker_count(max_workers, "max_workers")
         policy_of_reuse = reuse_policy(max_tasks_per_child, recycle, "max_tasks_per_child")
         if initializer is not None and not callable(initializer):

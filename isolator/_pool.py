@@ -8,13 +8,14 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any
 
 from ._async_result import AsyncResult, ResultTimeout
 from ._calls import run_chunk, run_items
 from ._decorator import function_name
-from ._executor import IsolatedExecutor, chunks, worker_count
+from ._executor import IsolatedExecutor, chunks, start_context, worker_count
 from ._options import DEFAULT_REPORT_DIR, CgroupMode, ForensicsLevel
 from ._recycle import recycle_base
 from ._retry import escalate_memory
@@ -37,6 +38,7 @@ class IsolatedPool:
         initializer: Callable[..., Any] | None = None,
         initargs: tuple[Any, ...] = (),
         maxtasksperchild: int | None = None,
+        context: BaseContext | None = None,
         *,
         max_mem: int | str | None = None,
         timeout: float | None = None,
@@ -56,6 +58,7 @@ class IsolatedPool:
         forensics: ForensicsLevel = "default",
         recycle: recycle_base | None = None,
     ) -> None:
+        start_context(context, "context")
         self._processes = worker_count(processes, "processes")
         self._executor = IsolatedExecutor(
             self._processes, max_mem=max_mem, timeout=timeout,

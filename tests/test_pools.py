@@ -21,6 +21,7 @@ import pytest
 from _processes import gone_within
 
 from isolator import (
+    ConfigurationError,
     IsolatedExecutor,
     IsolatedPool,
     MemoryLimitExceeded,
@@ -201,6 +202,18 @@ def test_pool_timeouts_are_multiprocessing_timeout_errors() -> None:
         assert results.next(timeout=30) is None  # type: ignore[attr-defined]
         assert list(results) == [None]
         assert slow.get(timeout=30) is None
+
+
+def test_a_start_method_context_is_accepted_as_the_stdlib_pools_take_it() -> None:
+    spawn = multiprocessing.get_context("spawn")
+    with IsolatedExecutor(1, mp_context=spawn) as ex:
+        assert ex.submit(w.square, 3).result(timeout=30) == 9
+    with IsolatedPool(1, None, (), None, spawn) as pool:
+        assert pool.apply(w.square, (4,)) == 16
+    with pytest.raises(ConfigurationError, match="not a multiprocessing context"):
+        IsolatedExecutor(1, mp_context="spawn")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="not a multiprocessing context"):
+        IsolatedPool(1, context="fork")  # type: ignore[arg-type]
 
 
 def test_close_join_and_closed_pool() -> None:
