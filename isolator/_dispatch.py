@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import sys
 import threading
 import weakref
 from collections import Counter, deque
@@ -339,7 +340,11 @@ class Dispatcher(ReusedWorkers):
 def _finish_at_exit() -> None:
     # As concurrent.futures does: the program does not exit before the work it handed to
     # a pool has run (unless the pool was terminated). Registered after the supervisor's
-    # own exit handler, so it runs first, while the supervisor still serves.
+    # own exit handler, so it runs first, while the supervisor still serves. Not after
+    # Ctrl-C: then the supervisor's handler kills every child at once, as terminate() does.
+    last = getattr(sys, "last_type", None)  # what ended the program, if an exception did
+    if last is not None and issubclass(last, KeyboardInterrupt):
+        return
     for dispatcher in list(_live):
         dispatcher.join()
 

@@ -260,11 +260,15 @@ def test_one_death_among_eight(api: str, how: str, expected: type[BaseException]
 # -- interruption --------------------------------------------------------------------------
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("api", ["executor", "pool"])
+@pytest.mark.parametrize("api", ["executor", "pool", "executor-no-with", "pool-no-with"])
 def test_ctrl_c_during_map_leaves_no_child(api: str) -> None:
+    # Without a with block, the program's exit (which otherwise waits for the work handed
+    # to a pool) must not wait after Ctrl-C.
     body = {
         "executor": "with IsolatedExecutor(2) as ex:\n    list(ex.map(w.pid_and_sleep, [60] * 6))",
         "pool": "with IsolatedPool(2) as pool:\n    pool.map(w.pid_and_sleep, [60] * 6, 1)",
+        "executor-no-with": "ex = IsolatedExecutor(2)\nlist(ex.map(w.pid_and_sleep, [60] * 6))",
+        "pool-no-with": "pool = IsolatedPool(2)\npool.map(w.pid_and_sleep, [60] * 6, 1)",
     }[api]
     script = "import _workloads as w\nfrom isolator import IsolatedExecutor, IsolatedPool\n" + body
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
