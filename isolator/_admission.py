@@ -2,8 +2,8 @@
 
 The dispatcher admits the unit at the head of its queue only when its cap fits in what is
 left of the budget (first in, first out, so a big unit is never starved by small ones). A
-cap larger than the whole budget could never start: it fails at once, and an escalated
-retry is held to the budget.
+task whose cap is larger than the whole budget could never start: its submission fails,
+and an escalated retry is held to the budget.
 """
 
 from __future__ import annotations

@@ -81,7 +81,6 @@ class Dispatcher(ReusedWorkers):
         self._ahead_now = 0  # _ahead() for the current _task_time
         self._leaks = LeakWatch()
         self._last_name: dict[int, str] = {}
-        check_fits(limits, budget)
         self._admitted = 0
         self._delayed = 0  # retries waiting out their tenacity wait
         self._peak_admitted = 0
@@ -100,6 +99,7 @@ class Dispatcher(ReusedWorkers):
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...],
                kwargs: dict[str, Any], name: str) -> Future[Any]:
+        check_fits(self.limits, self.budget)  # a task that could never be admitted
         future: Future[Any] = Future()
         with self._lock:
             if self._closed:
