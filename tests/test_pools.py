@@ -257,6 +257,20 @@ def test_one_death_among_eight(api: str, how: str, expected: type[BaseException]
     assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("tasks_per_child", [1, 10])
+def test_a_death_fails_its_task_within_a_tenth_of_a_second(
+        tmp_path: Path, tasks_per_child: int) -> None:
+    with IsolatedExecutor(2, max_tasks_per_child=tasks_per_child) as ex:
+        for attempt in range(5):
+            stamp = tmp_path / f"died-{attempt}"
+            future = ex.submit(w.stamp_then_die, str(stamp))
+            assert isinstance(future.exception(timeout=30), WorkerLost)
+            noticed = time.time()
+            assert noticed - float(stamp.read_text()) < 0.1
+        assert ex.submit(w.square, 3).result(timeout=30) == 9
+
+
 # -- interruption --------------------------------------------------------------------------
 
 @pytest.mark.timeout(60)
