@@ -31,7 +31,7 @@ def map_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", metavar="K", type=int, default=0,
                         help="run an input whose child died up to K more times")
     parser.add_argument("--escalate", metavar="FACTOR", type=float,
-                        help="each retry after a breach gets FACTOR times the cap")
+                        help="each retry after a breach gets FACTOR times the cap (at most 8GB)")
     parser.add_argument("--max-tasks-per-child", metavar="N", type=int, default=1,
                         help="reuse a child for up to N inputs (default 1: a fresh process "
                              "for each input; reuse pays off when inputs are small)")

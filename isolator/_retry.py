@@ -40,7 +40,7 @@ class escalate_memory:
     ``min(ceiling, max(factor * cap, 1.25 * observed peak))``."""
 
     factor: float = 2.0
-    ceiling: int | str | None = None
+    ceiling: int | str | None = "8GB"  # None: no ceiling
 
     def __post_init__(self) -> None:
         if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)) \

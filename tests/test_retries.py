@@ -121,3 +121,13 @@ def test_a_retry_strategy_that_raises_fails_its_task_with_that_error() -> None:
     assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5]
     assert isinstance(outcomes[3], KeyError)
     assert isinstance(outcomes[3].__context__, ValueError)  # the task's own error
+
+
+def test_escalation_stops_at_8gb_unless_told_otherwise() -> None:
+    from isolator import parse_size
+
+    default = escalate_memory()
+    assert (default.factor, default.ceiling) == (2.0, parse_size("8GB"))
+    assert default.next_cap(parse_size("6GB"), 0) == parse_size("8GB")
+    assert default.next_cap(100, 1000) == 1250  # 1.25 x the peak beats 2 x the cap
+    assert escalate_memory(ceiling=None).next_cap(parse_size("6GB"), 0) == parse_size("12GB")
