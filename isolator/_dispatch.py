@@ -10,12 +10,9 @@ a running unit finishes (the supervisor's future callback); nothing polls.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
-import sys
 import threading
-import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -41,7 +38,6 @@ from ._supervisor import Supervisor, get_supervisor
 from ._task import AnyFuture, Task, TaskFuture
 
 _log = logging.getLogger("isolator")
-_live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()  # every pool's engine in this process
 
 @dataclass
 class _Unit:
@@ -95,7 +91,6 @@ class Dispatcher(ReusedWorkers):
         self._terminating = False
         self._counts: Counter[str] = Counter()
         self._peaks: list[int] = []
-        _live.add(self)
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...],
                kwargs: dict[str, Any], name: str) -> Future[Any]:
@@ -335,18 +330,3 @@ class Dispatcher(ReusedWorkers):
         if done and self._closed:
             self._retire_idle()
         return done
-
-
-def _finish_at_exit() -> None:
-    # As concurrent.futures does: the program does not exit before the work it handed to
-    # a pool has run (unless the pool was terminated). Registered after the supervisor's
-    # own exit handler, so it runs first, while the supervisor still serves. Not after
-    # Ctrl-C: then the supervisor's handler kills every child at once, as terminate() does.
-    last = getattr(sys, "last_type", None)  # what ended the program, if an exception did
-    if last is not None and issubclass(last, KeyboardInterrupt):
-        return
-    for dispatcher in list(_live):
-        dispatcher.join()
-
-
-atexit.register(_finish_at_exit)

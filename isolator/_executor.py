@@ -3,9 +3,12 @@ fresh child process under a memory cap."""
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import sys
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from multiprocessing.context import BaseContext
@@ -24,6 +27,8 @@ from ._statistics import Statistics
 from ._units import parse_size
 
 T = TypeVar("T")
+
+_live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()  # every pool's engine in this process
 
 
 def start_context(value: object, name: str) -> None:
@@ -124,6 +129,7 @@ class IsolatedExecutor(Executor):
             parse_size(memory_budget, name="memory_budget")
         policy = make_retry_policy(retry, stop, wait, escalate)
         self._dispatcher = Dispatcher(workers, limits, progress, policy, budget, policy_of_reuse)
+        _live.add(self._dispatcher)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` in a fresh child; PoolClosed after shutdown."""
@@ -195,3 +201,17 @@ def _results_in_order(futures: list[Future[Any]], end: float | None,
             future.cancel()
 
 
+def _finish_at_exit() -> None:
+    # As concurrent.futures does: the program does not exit before the work it handed to
+    # a pool has run (unless the pool was terminated). Registered after the supervisor's
+    # own exit handler (this module imports that one's), so it runs first, while the
+    # supervisor still serves. Not after Ctrl-C: then the supervisor's handler kills
+    # every child at once, as terminate() does.
+    last = getattr(sys, "last_type", None)  # what ended the program, if an exception did
+    if last is not None and issubclass(last, KeyboardInterrupt):
+        return
+    for dispatcher in list(_live):
+        dispatcher.join()
+
+
+atexit.register(_finish_at_exit)
