@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from ._errors import ConfigurationError
 from ._options import Limits, default_soft_limit
 from ._units import format_size
 
@@ -27,14 +26,13 @@ def default_budget() -> int | None:
     return None
 
 
-def check_fits(limits: Limits, budget: int | None) -> None:
-    """ConfigurationError when a cap alone exceeds the budget."""
-    if budget is not None and limits.max_mem is not None and limits.max_mem > budget:
-        raise ConfigurationError(
-            f"max_mem ({format_size(limits.max_mem)}) is larger than the pool's memory "
+def misfit(limits: Limits, budget: int | None) -> str | None:
+    """Why no task under ``limits`` could ever be admitted, or None when one can."""
+    if budget is None or limits.max_mem is None or limits.max_mem <= budget:
+        return None
+    return (f"max_mem ({format_size(limits.max_mem)}) is larger than the pool's memory "
             f"budget ({format_size(budget)}): no task could ever start; raise "
-            "memory_budget or lower max_mem"
-        )
+            "memory_budget or lower max_mem")
 
 
 def clamped(limits: Limits, budget: int) -> Limits:

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _serialize
-from ._admission import check_fits, clamped
+from ._admission import clamped, misfit
 from ._decorator import warm_modules
 from ._errors import (
+    ConfigurationError,
     MemoryLimitExceeded,
     NotStarted,
     PoolClosed,
@@ -69,6 +70,7 @@ class Dispatcher(ReusedWorkers):
         self.limits = limits
         self.retry = retry
         self.budget = budget
+        self._misfit = misfit(limits, budget)  # known once: the limits are the pool's
         self.recycle = recycle  # None: a fresh child per unit; else reused workers
         self._idle_workers: deque[Task] = deque()
         self._workers: list[Task] = []  # reused workers that may be sent a next unit
@@ -94,7 +96,8 @@ class Dispatcher(ReusedWorkers):
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...],
                kwargs: dict[str, Any], name: str) -> Future[Any]:
-        check_fits(self.limits, self.budget)  # a task that could never be admitted
+        if self._misfit is not None:  # no task of this pool could ever be admitted
+            raise ConfigurationError(self._misfit)
         future: Future[Any] = Future()
         with self._lock:
             if self._closed:
