@@ -15,6 +15,7 @@ from _processes import gone_within
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}  # scripts import isolator
 
 SCRIPT = textwrap.dedent("""
     import sys, threading
@@ -26,8 +27,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def _start(body: str) -> tuple[subprocess.Popen[str], list[int]]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(body=body)], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(body=body)], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     pids = [int(proc.stdout.readline())]  # the child prints its pid: it is running
@@ -55,8 +55,7 @@ def test_ctrl_c_kills_the_child_and_raises_keyboard_interrupt() -> None:
 def test_normal_exit_with_a_call_running_in_a_thread() -> None:
     body = ("threading.Thread(target=run, args=(60,), daemon=True).start()\n"
             "import time; time.sleep(0.5)\n")
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(body=body)], env=env,
+    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(body=body)], env=ENV,
                           capture_output=True, text=True, timeout=30, check=False)
     pids = [int(line) for line in proc.stdout.split()]
     assert proc.returncode == 0, proc.stderr
@@ -71,8 +70,7 @@ def test_after_a_normal_exit_not_even_a_zombie_is_left() -> None:
             "from isolator._procfs import children\n"
             "from isolator._supervisor import get_supervisor\n"
             "print(*children(get_supervisor().zygote_pid), flush=True)\n")
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(body=body)], env=env,
+    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(body=body)], env=ENV,
                           capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr
     spares = [int(pid) for pid in proc.stdout.split()[1:]]
@@ -136,8 +134,70 @@ def test_work_handed_to_a_pool_runs_before_the_program_exits(tmp_path: Path, how
                 + ("ex.shutdown(wait=False)\n" if how == "shutdown-no-wait" else ""))
     script = ("import _workloads as w\nfrom isolator import IsolatedExecutor, IsolatedPool\n"
               f"PATH = {str(record)!r}\n" + body + "print('leaving', flush=True)\n")
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True,
                           text=True, timeout=30, check=False)
     assert done.returncode == 0 and "leaving" in done.stdout, done.stderr
     assert len(record.read_text().splitlines()) == 3
+
+
+# A zygote that cannot start, or cannot be restarted: calls fail, nothing is left behind.
+# Each case runs in a process of its own, since it replaces that process's supervisor.
+
+NO_START = """
+    import os, threading
+    from isolator import WorkerStartupError, _zygote_link
+    from isolator._supervisor import Supervisor
+
+    fds = len(os.listdir("/proc/self/fd"))
+    _zygote_link._CODE = "raise SystemExit(3)"
+    try:
+        Supervisor()
+    except WorkerStartupError as exc:
+        print("raised:", exc)
+    for thread in threading.enumerate():
+        if thread.name.startswith("isolator"):
+            thread.join(5)
+    print("threads:", sorted(t.name for t in threading.enumerate()))
+    print("fds:", len(os.listdir("/proc/self/fd")) - fds)
+"""
+
+NO_RESTART = """
+    import os, signal, threading, time
+    import _workloads as w
+    from isolator import WorkerLost, isolated, _zygote_link
+    from isolator._supervisor import get_supervisor
+
+    first = get_supervisor()
+    outcome = []
+    def call():
+        try:
+            isolated(w.sleep_for)(30)
+        except WorkerLost as exc:
+            outcome.append(type(exc).__name__)
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(0.5)
+    code, _zygote_link._CODE = _zygote_link._CODE, "raise SystemExit(3)"
+    started = time.monotonic()
+    os.kill(first.zygote_pid, signal.SIGKILL)
+    thread.join(10)
+    print("running call:", outcome, round(time.monotonic() - started) < 5)
+    _zygote_link._CODE = code
+    print("next call:", isolated(w.echo)(7), get_supervisor() is not first)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", ["no-start", "no-restart"])
+def test_a_zygote_that_cannot_start(case: str) -> None:
+    script = textwrap.dedent(NO_START if case == "no-start" else NO_RESTART)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=50, env=ENV)
+    assert done.returncode == 0, done.stderr
+    if case == "no-start":
+        assert "raised: the zygote did not start" in done.stdout, done.stdout
+        assert "threads: ['MainThread']" in done.stdout, done.stdout
+        assert "fds: 0" in done.stdout, done.stdout
+    else:
+        assert "running call: ['WorkerLost'] True" in done.stdout, done.stdout + done.stderr
+        assert "next call: 7 True" in done.stdout, done.stdout + done.stderr
