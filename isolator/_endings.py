@@ -8,13 +8,14 @@ RAISED frame is read.
 
 from __future__ import annotations
 
+import functools
 import selectors
 import time
 from typing import Any
 
-from . import _native, _protocol
+from . import _native
 from ._errors import MemoryLimitExceeded, NotStarted
-from ._outcome import Ending, resolve, result_of
+from ._outcome import Ending, resolve
 from ._postmortem import report_for
 from ._sampler import Sampler
 from ._task import Task
@@ -31,11 +32,7 @@ class TaskEndings:
     def _resolve(self, task: Task, oom_killed: bool = False) -> None:
         """Complete the caller's future as soon as the outcome is known."""
         task.resolved = True
-        message = task.message
-        if message is not None and message[0] == _protocol.RESULT:  # no facts needed
-            ok, value, heap = result_of(message[1])
-        else:
-            ok, value, heap = resolve(_facts(task, oom_killed))
+        ok, value, heap = resolve(task.message, functools.partial(_facts, task, oom_killed))
         task.future.peak = task.watch.peak if task.watch is not None else 0
         native = None
         if task.capture is not None:
@@ -110,7 +107,6 @@ def _facts(task: Task, oom_killed: bool) -> Ending:
     watch = task.watch
     return Ending(
         pid=task.pid or 0, status=task.status or 0, hello=task.hello,
-        message=task.message,
         stop_reason="hard" if watch and watch.killed else task.stop_reason,
         limit=task.limits.max_mem, peak=watch.peak if watch else 0,
         timeout=task.limits.timeout, oom_killed=oom_killed, rlimit=task.limits.rlimit_data,

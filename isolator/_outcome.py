@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +30,11 @@ _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS}
 
 @dataclass
 class Ending:
-    """The facts the supervisor gathered about one child that sent its outcome or died."""
+    """The facts the supervisor gathered about one child that raised or died."""
 
     pid: int
     status: int  # the wait status; 0 while the child has not been reaped yet
     hello: bool
-    message: tuple[int, bytes] | None
     stop_reason: str | None  # "hard", "timeout", "cancelled", "startup" or None
     limit: int | None
     peak: int
@@ -64,23 +64,20 @@ def _memory_error(e: Ending, kind: str, why: str) -> MemoryLimitExceeded:
     )
 
 
-def resolve(e: Ending) -> tuple[bool, Any, dict[str, Any] | None]:
+def resolve(message: tuple[int, bytes] | None,
+            facts: Callable[[], Ending]) -> tuple[bool, Any, dict[str, Any] | None]:
     """``(True, value, None)`` for a result, ``(False, exception, heap)`` otherwise, where
-    ``heap`` is the heap forensics the child sent with a memory error, if any."""
-    if e.message is not None:
-        tag, body = e.message
+    ``heap`` is the heap forensics the child sent with a memory error, if any. ``facts``
+    is asked for only when there is no result: the common case needs none of them."""
+    if message is not None:
+        tag, body = message
         if tag == _protocol.RESULT:
-            return result_of(body)
-        return (False, *_raised(e, body))
-    return False, _death(e), None
-
-
-def result_of(body: bytes) -> tuple[bool, Any, None]:
-    """The outcome of a RESULT frame: its value, or why it could not be loaded."""
-    try:
-        return True, _serialize.loads(body, what="result"), None
-    except SerializationError as exc:
-        return False, exc, None
+            try:
+                return True, _serialize.loads(body, what="result"), None
+            except SerializationError as exc:
+                return False, exc, None
+        return (False, *_raised(facts(), body))
+    return False, _death(facts()), None
 
 
 def _death(e: Ending) -> BaseException:
