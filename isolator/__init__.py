@@ -3,6 +3,11 @@
 Every public name is listed in ``__all__`` and documented in docs/api.md. Names are
 loaded on first use (PEP 562): the zygote that forks every task child imports this
 package too, and each module it does not load keeps the child's fork cheaper.
+
+Where code runs is in the layout: ``_api`` (the caller's threads), ``_engine`` (the
+engine's thread, and the sampler and reporting threads it starts), ``_child`` (the
+zygote and the task children), ``_wire`` (both sides), ``_model`` (plain values and
+policies), ``forensics`` (in a child, on a breach), ``reports`` and ``cli``.
 """
 
 from __future__ import annotations
@@ -14,32 +19,33 @@ __version__ = "0.1.0"
 
 _HOME = {
     "ConfigurationError": "._errors",
-    "IsolatedExecutor": "._executor",
-    "IsolatedFunction": "._decorator",
-    "IsolatedPool": "._pool",
+    "IsolatedExecutor": "._api.executor",
+    "IsolatedFunction": "._api.decorator",
+    "IsolatedPool": "._api.pool",
     "IsolatorError": "._errors",
     "LeakWarning": "._errors",
-    "Limits": "._options",
+    "Limits": "._model.values",
     "MemoryLimitExceeded": "._errors",
     "PoolClosed": "._errors",
     "RemoteTraceback": "._errors",
+    "Reporting": "._model.values",
     "SerializationError": "._errors",
-    "Statistics": "._statistics",
+    "Statistics": "._model.statistics",
     "TaskTimeout": "._errors",
     "WorkerError": "._errors",
     "WorkerLost": "._errors",
     "WorkerStartupError": "._errors",
-    "escalate_memory": "._retry",
+    "escalate_memory": "._model.escalation",
     "format_size": "._units",
-    "isolated": "._decorator",
+    "isolated": "._api.decorator",
     "parse_size": "._units",
-    "recycle_after_tasks": "._recycle",
-    "recycle_any": "._recycle",
-    "recycle_base": "._recycle",
-    "recycle_on_growth": "._recycle",
-    "recycle_on_idle_rss": "._recycle",
-    "retry_if_memory_exceeded": "._retry",
-    "retry_if_worker_lost": "._retry",
+    "recycle_after_tasks": "._model.recycle",
+    "recycle_any": "._model.recycle",
+    "recycle_base": "._model.recycle",
+    "recycle_on_growth": "._model.recycle",
+    "recycle_on_idle_rss": "._model.recycle",
+    "retry_if_memory_exceeded": "._model.retry",
+    "retry_if_worker_lost": "._model.retry",
 }
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "MemoryLimitExceeded",
     "PoolClosed",
     "RemoteTraceback",
+    "Reporting",
     "SerializationError",
     "Statistics",
     "TaskTimeout",
@@ -86,7 +93,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ._decorator import IsolatedFunction, isolated
+    from ._api.decorator import IsolatedFunction, isolated
+    from ._api.executor import IsolatedExecutor
+    from ._api.pool import IsolatedPool
     from ._errors import (
         ConfigurationError,
         IsolatorError,
@@ -100,16 +109,15 @@ if TYPE_CHECKING:
         WorkerLost,
         WorkerStartupError,
     )
-    from ._executor import IsolatedExecutor
-    from ._options import Limits
-    from ._pool import IsolatedPool
-    from ._recycle import (
+    from ._model.escalation import escalate_memory
+    from ._model.recycle import (
         recycle_after_tasks,
         recycle_any,
         recycle_base,
         recycle_on_growth,
         recycle_on_idle_rss,
     )
-    from ._retry import escalate_memory, retry_if_memory_exceeded, retry_if_worker_lost
-    from ._statistics import Statistics
+    from ._model.retry import retry_if_memory_exceeded, retry_if_worker_lost
+    from ._model.statistics import Statistics
+    from ._model.values import Limits, Reporting
     from ._units import format_size, parse_size

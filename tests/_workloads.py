@@ -223,7 +223,7 @@ def logged_echo(item: dict[str, Any]) -> Any:
 
 def own_rss(_: object = None) -> int:
     """This worker's RssAnon + RssShmem, what isolator measures."""
-    from isolator._procfs import self_rss
+    from isolator._wire.procfs import self_rss
 
     return self_rss()
 

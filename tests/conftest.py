@@ -1,7 +1,7 @@
 """Every test leaves no child process, file descriptor or thread behind.
 
-The supervisor, its zygote and its two threads live for the whole session (that is the
-design), so they are started once before the first test and form the baseline.
+The engine, its zygote and its threads live for the whole session (that is the design),
+so they are started once before the first test and form the baseline.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 # Reports of the tests' breaches go to a scratch folder, not into the checkout.
 os.environ.setdefault("ISOLATOR_REPORT_DIR", tempfile.mkdtemp(prefix="isolator-test-reports-"))
 
-from isolator._procfs import children
-from isolator._supervisor import get_supervisor
+from isolator._engine.engine import get_engine
+from isolator._wire.procfs import children
 
 
 def wait_until(predicate: object, deadline: float = 5.0) -> bool:
@@ -46,9 +46,9 @@ def outcomes(results: list[Any], timeout: float = 60) -> list[Any]:
 
 
 def _zygote_pid() -> int:
-    supervisor = get_supervisor()
-    assert supervisor.zygote_pid is not None
-    return supervisor.zygote_pid
+    engine = get_engine()
+    assert engine.zygote_pid is not None
+    return engine.zygote_pid
 
 
 def task_children(zygote: int) -> list[int]:
@@ -71,7 +71,7 @@ def _fds() -> set[int]:
 
 @pytest.fixture(autouse=True)
 def no_leftovers() -> Iterator[None]:
-    get_supervisor()
+    get_engine()
     fds_before = _fds()
     threads_before = {t.ident for t in threading.enumerate()}
     yield
@@ -83,3 +83,13 @@ def no_leftovers() -> Iterator[None]:
     assert wait_until(lambda: {t.ident for t in threading.enumerate()} <= threads_before), (
         f"threads left: {[t.name for t in threading.enumerate()]}"
     )
+
+
+def scheduler_of(pool: Any) -> Any:
+    """The engine-side scheduler of an IsolatedExecutor or IsolatedPool."""
+    return pool._work.pool.running_scheduler()
+
+
+def ask(question: Any) -> Any:
+    """``question()`` evaluated on the engine's thread (the only one that owns its state)."""
+    return get_engine().ask(question)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from isolator._limits.cgroup import CgroupSlot
-from isolator._limits.cgroup_manager import CgroupManager
+from isolator._engine.cgroups.cgroup import CgroupSlot
+from isolator._engine.cgroups.manager import CgroupManager
 
 MIB = 1 << 20
 REPO = str(Path(__file__).resolve().parent.parent)
@@ -31,11 +31,11 @@ pytestmark = pytest.mark.skipif(
     not _probe(), reason="no writable memory cgroup (needs root or a delegated cgroup)"
 )
 
-# Every child attaches itself first, exactly as the supervisor's children will.
+# Every child attaches itself first, exactly as the engine's children will.
 PRELUDE = (
     "import os, sys, time\n"
-    "from isolator._limits.cgroup import attach_self\n"
-    "attach_self(sys.argv[1])\n"
+    "from isolator._child.child import join_cgroup\n"
+    "join_cgroup(sys.argv[1])\n"
 )
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from isolator import __main__ as cli
-from isolator._demo import PARTITIONS
+from isolator import cli
+from isolator.cli.demo import PARTITIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -39,7 +39,7 @@ def test_demo_fails_only_the_leaking_job_and_writes_its_report(tmp_path: Path) -
     pages = list(reports.glob("*/report.html"))
     assert len(pages) == 1, _explain(done)
     assert str(pages[0]) in done.stdout
-    assert "isolator report: isolator._demo.process_partition" in done.stdout
+    assert "isolator report: isolator.cli.demo.process_partition" in done.stdout
     assert not (tmp_path / "isolator-reports").exists()  # --report-dir was honoured
 
 

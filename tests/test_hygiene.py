@@ -67,9 +67,9 @@ def test_after_a_normal_exit_not_even_a_zombie_is_left() -> None:
     # The zygote reaps what it kills before it exits: a child it left unreaped would be
     # init's zombie, listed by ps until init gets round to it.
     body = ("run(0)\n"
-            "from isolator._procfs import children\n"
-            "from isolator._supervisor import get_supervisor\n"
-            "print(*children(get_supervisor().zygote_pid), flush=True)\n")
+            "from isolator._wire.procfs import children\n"
+            "from isolator._engine.engine import get_engine\n"
+            "print(*children(get_engine().zygote_pid), flush=True)\n")
     proc = subprocess.run([sys.executable, "-c", SCRIPT.format(body=body)], env=ENV,
                           capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -86,10 +86,10 @@ def test_a_killed_zygote_fails_running_calls_and_is_replaced() -> None:
     import _workloads as w
 
     from isolator import WorkerLost, isolated
-    from isolator._supervisor import get_supervisor
+    from isolator._engine.engine import get_engine
 
-    supervisor = get_supervisor()
-    zygote = supervisor.zygote_pid
+    engine = get_engine()
+    zygote = engine.zygote_pid
     call = isolated(w.sleep_for)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -100,13 +100,14 @@ def test_a_killed_zygote_fails_running_calls_and_is_replaced() -> None:
         with pytest.raises(WorkerLost):
             future.result(timeout=10)
     assert isolated(w.echo)(5) == 5
-    assert supervisor.zygote_pid not in (None, zygote)
+    assert engine.zygote_pid not in (None, zygote)
 
 
 @pytest.mark.parametrize("code", ["import time; time.sleep(60)", "raise SystemExit(3)"])
 def test_a_zygote_that_never_says_ready_is_not_left_behind(
         monkeypatch: pytest.MonkeyPatch, code: str) -> None:
-    from isolator import WorkerStartupError, _zygote_link
+    from isolator import WorkerStartupError
+    from isolator._engine import zygote_link as _zygote_link
 
     monkeypatch.setattr(_zygote_link, "_CODE", code)
     monkeypatch.setattr(_zygote_link, "_START_WITHIN", 0.5)
@@ -141,17 +142,18 @@ def test_work_handed_to_a_pool_runs_before_the_program_exits(tmp_path: Path, how
 
 
 # A zygote that cannot start, or cannot be restarted: calls fail, nothing is left behind.
-# Each case runs in a process of its own, since it replaces that process's supervisor.
+# Each case runs in a process of its own, since it replaces that process's engine.
 
 NO_START = """
     import os, threading
-    from isolator import WorkerStartupError, _zygote_link
-    from isolator._supervisor import Supervisor
+    from isolator import WorkerStartupError
+    from isolator._engine import zygote_link as _zygote_link
+    from isolator._engine.engine import Engine
 
     fds = len(os.listdir("/proc/self/fd"))
     _zygote_link._CODE = "raise SystemExit(3)"
     try:
-        Supervisor()
+        Engine()
     except WorkerStartupError as exc:
         print("raised:", exc)
     for thread in threading.enumerate():
@@ -164,10 +166,11 @@ NO_START = """
 NO_RESTART = """
     import os, signal, threading, time
     import _workloads as w
-    from isolator import WorkerLost, isolated, _zygote_link
-    from isolator._supervisor import get_supervisor
+    from isolator import WorkerLost, isolated
+    from isolator._engine import zygote_link as _zygote_link
+    from isolator._engine.engine import get_engine
 
-    first = get_supervisor()
+    first = get_engine()
     outcome = []
     def call():
         try:
@@ -183,7 +186,7 @@ NO_RESTART = """
     thread.join(10)
     print("running call:", outcome, round(time.monotonic() - started) < 5)
     _zygote_link._CODE = code
-    print("next call:", isolated(w.echo)(7), get_supervisor() is not first)
+    print("next call:", isolated(w.echo)(7), get_engine() is not first)
 """
 
 

@@ -6,7 +6,7 @@ import _workloads as w
 import pytest
 
 from isolator import ConfigurationError, MemoryLimitExceeded, isolated
-from isolator._limits.cgroup_manager import CgroupManager
+from isolator._engine.cgroups.manager import CgroupManager
 
 
 def _has_cgroup() -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from isolator import ConfigurationError, isolated, parse_size
-from isolator._options import default_soft_limit
+from isolator._model.options import default_soft_limit
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 

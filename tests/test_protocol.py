@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from isolator import _protocol
+from isolator._wire import frames as _protocol
 
 FRAMES = [(_protocol.HELLO, (1234).to_bytes(8, "big")), (_protocol.RESULT, b""),
           (_protocol.RAISED, b"x" * 70_000), (_protocol.IDLE, (5).to_bytes(8, "big"))]

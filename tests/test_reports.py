@@ -33,7 +33,7 @@ TRACEBACK = (
     "Traceback (most recent call last):\n"
     '  File "/srv/etl/jobs.py", line 12, in parse_rows\n'
     "    cache.append(row)\n"
-    '  File "/venv/lib/isolator/_child.py", line 47, in _on_breach\n'
+    '  File "/venv/lib/isolator/_child/child.py", line 47, in _on_breach\n'
     "    raise MemoryLimitExceeded(\n"
     "isolator._errors.MemoryLimitExceeded: memory use passed the soft limit\n"
 )

@@ -18,12 +18,12 @@ from isolator import (
     MemoryLimitExceeded,
     TaskTimeout,
     WorkerLost,
-    _reuse,
     recycle_after_tasks,
     recycle_on_growth,
     recycle_on_idle_rss,
 )
-from isolator._recycle import WorkerFacts
+from isolator._engine import workers as workers_module
+from isolator._model.recycle import WorkerFacts
 
 
 @pytest.mark.timeout(60)
@@ -103,7 +103,7 @@ def test_a_breach_in_a_reused_worker_retires_it() -> None:
 def test_tasks_sent_ahead_to_a_worker_that_dies_run_elsewhere_once(
         how: str, error: type[BaseException], tmp_path: Any, monkeypatch: Any) -> None:
     # However slow this machine is, short tasks are sent ahead (the most a worker takes).
-    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
+    monkeypatch.setattr(workers_module, "AHEAD_WORK", 10.0)
     log = tmp_path / "ran.txt"
     with IsolatedExecutor(2, max_tasks_per_child=10**6, max_mem="64MiB", timeout=3,
                           kill_grace=0.1) as ex:
@@ -126,7 +126,7 @@ def test_a_mixed_batch_on_reused_workers_loses_nothing_and_runs_nothing_twice(
         tmp_path: Any, monkeypatch: Any) -> None:
     import random
 
-    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)  # send ahead whatever the machine
+    monkeypatch.setattr(workers_module, "AHEAD_WORK", 10.0)  # send ahead whatever the machine
     rng = random.Random(20261122)
     hows = ["ok"] * 40 + ["sigkill", "memory", "exit", "segfault", "timeout", "raise"]
     plan = [rng.choice(hows) for _ in range(400)]
@@ -155,14 +155,14 @@ def test_a_mixed_batch_on_reused_workers_loses_nothing_and_runs_nothing_twice(
 
 @pytest.mark.timeout(60)
 def test_replacement_workers_are_sent_tasks_ahead_too(monkeypatch: Any) -> None:
-    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
+    monkeypatch.setattr(workers_module, "AHEAD_WORK", 10.0)
     with IsolatedExecutor(2, max_tasks_per_child=20) as ex:
         assert list(ex.map(w.square, range(200))) == [x * x for x in range(200)]
-        dispatcher = ex._dispatcher
+        workers = conftest.scheduler_of(ex).workers
         assert ex.statistics().recycled >= 8
         # The results come before the workers' IDLE: wait for both to be idle.
-        assert wait_until(lambda: len(dispatcher._idle_workers) == 2)
-        assert all(worker in dispatcher._workers for worker in dispatcher._idle_workers)
+        assert wait_until(lambda: conftest.ask(lambda: len(workers.idle)) == 2)
+        assert conftest.ask(lambda: all(worker in workers.live for worker in workers.idle))
 
 
 @pytest.mark.timeout(60)
@@ -170,12 +170,12 @@ def test_terminate_with_tasks_sent_ahead_fails_them_and_leaves_no_child(
         monkeypatch: Any) -> None:
     import time
 
-    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
+    monkeypatch.setattr(workers_module, "AHEAD_WORK", 10.0)
     pool = IsolatedPool(2, maxtasksperchild=1000)
     assert pool.map(w.square, range(50), 1) == [x * x for x in range(50)]
     result = pool.map_async(w.sleep_for, [30] * 8, 1)  # each worker holds one, sent more
-    workers = pool._executor._dispatcher._workers
-    assert wait_until(lambda: sum(worker.assigned for worker in workers) == 8)
+    workers = conftest.scheduler_of(pool).workers
+    assert wait_until(lambda: conftest.ask(lambda: sum(w.jobs for w in workers.live)) == 8)
     zygote = conftest._zygote_pid()
     started = time.monotonic()
     pool.terminate()
@@ -188,16 +188,16 @@ def test_terminate_with_tasks_sent_ahead_fails_them_and_leaves_no_child(
 
 @pytest.mark.timeout(60)
 def test_the_live_view_shows_each_worker_once(monkeypatch: Any) -> None:
-    from isolator._progress import BatchView
+    from isolator.cli.progress import BatchView
 
-    monkeypatch.setattr(_reuse, "AHEAD_WORK", 10.0)
+    monkeypatch.setattr(workers_module, "AHEAD_WORK", 10.0)
     with IsolatedExecutor(2, max_tasks_per_child=100) as ex:
         list(ex.map(w.square, range(30)))
         futures = [ex.submit(w.sleep_for, 1.0) for _ in range(8)]
         view = BatchView(8, ex, live=False)
-        assert wait_until(lambda: len(view._worker_lines()) == 2)
+        assert wait_until(lambda: len(view.worker_lines()) == 2)
         assert ex.statistics().running == 8  # six of them sent ahead, not shown
-        pids = [line.split()[1] for line in view._worker_lines()]
+        pids = [line.split()[1] for line in view.worker_lines()]
         assert len(set(pids)) == 2
         wait(futures, timeout=30)
 
@@ -206,10 +206,12 @@ def test_the_live_view_shows_each_worker_once(monkeypatch: Any) -> None:
 def test_long_tasks_are_not_sent_ahead() -> None:
     with IsolatedExecutor(2, max_tasks_per_child=100) as ex:
         list(ex.map(w.sleep_for, [0.02] * 6))
-        dispatcher = ex._dispatcher
-        assert dispatcher._ahead() == 0  # 20 ms tasks: one at a time, no head-of-line wait
+        workers = conftest.scheduler_of(ex).workers
+        # 20 ms tasks: one at a time, no head-of-line wait
+        assert conftest.ask(lambda: workers.ahead) == 0
         list(ex.map(w.square, range(300)))
-        assert dispatcher._task_time is not None and dispatcher._task_time < 0.02
+        task_time = conftest.ask(lambda: workers.task_time)
+        assert task_time is not None and task_time < 0.02
 
 
 def test_policies_compose_like_tenacity() -> None:

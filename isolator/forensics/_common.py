@@ -15,7 +15,7 @@ import types
 from itertools import islice
 from typing import Any
 
-from .._procfs import self_rss
+from .._wire.procfs import self_rss
 
 # A report's value reprs are cut to this many characters by default (``max_repr``).
 DEFAULT_MAX_REPR = 80

@@ -22,8 +22,8 @@ BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 60
 TABLE_ROWS = 10
 WHERE_LINES = 6
-# isolator's modules that run inside the child around the user's code.
-ENGINE_FILES = ("_child.py", "_zygote.py", "_serialize.py", "_protocol.py", "_procfs.py")
+# isolator's packages that run inside the child around the user's code.
+CHILD_PACKAGES = ("_child", "_wire")
 
 KIND_MEANING = {
     "soft": "the child passed its soft limit and was interrupted where it stood",
@@ -84,7 +84,7 @@ def where_lines(traceback: str | None) -> list[str]:
 
 def _engine_frame(line: str) -> bool:
     path = line.strip().split('"')[1] if line.count('"') >= 2 else ""
-    return any(path.endswith(f"{os.sep}isolator{os.sep}{name}") for name in ENGINE_FILES)
+    return any(f"{os.sep}isolator{os.sep}{name}{os.sep}" in path for name in CHILD_PACKAGES)
 
 
 def sample_rows(report: Report) -> list[tuple[float, int, bool]]:

@@ -1,0 +1,185 @@
+"""``@isolated``: call a function in a fresh child process under a memory cap."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+import types
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, Unpack, overload
+
+from .._errors import ConfigurationError
+from .._model.options import CallOptions, docstring
+from .._model.settings import CallSettings, settle
+from .._model.values import Limits, Reporting
+from .._wire import pickling
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class IsolatedFunction(Generic[P, R]):
+    """A function that runs in a fresh child process each time it is called.
+
+    Made by :func:`isolated`; the original is ``__wrapped__``, its normalised limits are
+    ``options`` (a ``Limits``) and what a breach records is ``reporting``.
+    """
+
+    def __init__(self, fn: Callable[P, R], settings: CallSettings) -> None:
+        functools.update_wrapper(self, fn)
+        self.__wrapped__ = fn
+        self.__isolated_options__ = settings
+
+    @property
+    def options(self) -> Limits:
+        """The limits every call runs under."""
+        return self.__isolated_options__.limits
+
+    @property
+    def reporting(self) -> Reporting:
+        """What a breach of a call records, and where its report goes."""
+        return self.__isolated_options__.reporting
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return run_isolated(self, args, kwargs, self.__isolated_options__)  # type: ignore[no-any-return]
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        # So that an isolated method receives its instance like a plain function would.
+        return self if instance is None else types.MethodType(self, instance)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A child needs only the function: it arrives unwrapped, so the child never
+        # imports the caller's side of isolator.
+        module, qualname = self.__module__, self._qualname
+        if module != "__main__" and _lookup(sys.modules.get(module), qualname) is self:
+            return (pickling.import_wrapped, (module, qualname))
+        return (pickling.same, (self.__wrapped__,))
+
+    def __repr__(self) -> str:
+        return f"<isolated {self.__module__}.{self._qualname}>"
+
+    @property
+    def _qualname(self) -> str:
+        return str(getattr(self, "__qualname__", getattr(self.__wrapped__, "__name__", "?")))
+
+
+def _lookup(module: object, qualname: str) -> object:
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def warm_modules(fn: Callable[..., Any], payload: bytes, preload: tuple[str, ...]
+                 ) -> tuple[str, ...]:
+    """Modules the zygote should import once so that children start with them loaded."""
+    modules = list(preload)
+    module = getattr(getattr(fn, "__wrapped__", fn), "__module__", None)
+    if module and module != "__main__" and module in sys.modules:
+        modules.append(module)
+    if pickling.needs_dill(payload):
+        modules.append("dill")
+    return tuple(modules)
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of what runs in the child, for reports."""
+    inner = getattr(fn, "__wrapped__", fn)
+    if isinstance(inner, functools.partial):
+        inner = inner.func
+    module = getattr(inner, "__module__", None) or "?"
+    return f"{module}.{getattr(inner, '__qualname__', type(inner).__name__)}"
+
+
+def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 settings: CallSettings) -> Any:
+    """Run ``fn(*args, **kwargs)`` in a fresh child and return its result or raise;
+    with a retry policy, again in a fresh child (with a larger cap if it escalates)."""
+    payload = pickling.dumps((fn, args, kwargs), what="function and its arguments")
+    warm = warm_modules(fn, payload, settings.preload)
+    name = function_name(fn)
+    limits, retry = settings.limits, settings.retry
+    if retry is None:
+        return _run_once(payload, limits, settings.reporting, warm, name)
+    from .._model.retry import record_attempts
+
+    state = retry.new_state()
+    earlier: list[BaseException] = []
+    while True:
+        try:
+            return _run_once(payload, limits, settings.reporting, warm, name)
+        except Exception as exc:
+            decision = retry.after_failure(state, exc, limits)
+            if decision is None:
+                record_attempts(exc, earlier)
+                raise
+            earlier.append(exc)
+            limits = decision.limits
+            if decision.delay > 0:
+                time.sleep(decision.delay)  # the wait the user's tenacity strategy asked for
+
+
+def _run_once(payload: bytes, limits: Limits, reporting: Reporting, warm: tuple[str, ...],
+              name: str) -> Any:
+    from .._engine.engine import get_engine
+
+    engine = get_engine()
+    future = engine.submit(payload, limits, reporting, warm, name)
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        engine.cancel(future)
+        try:
+            future.exception(timeout=limits.kill_grace + 1.0)
+        except Exception:  # noqa: BLE001 - the interrupt is what the caller must see
+            pass
+        raise
+
+
+@overload
+def isolated(fn: Callable[P, R], /) -> IsolatedFunction[P, R]: ...
+
+
+@overload
+def isolated(fn: None = None, /, *, limits: Limits | None = None,
+             reporting: Reporting | None = None, **options: Unpack[CallOptions]
+             ) -> Callable[[Callable[P, R]], IsolatedFunction[P, R]]: ...
+
+
+def isolated(fn: Callable[P, R] | None = None, /, *, limits: Limits | None = None,
+             reporting: Reporting | None = None, **options: Unpack[CallOptions]
+             ) -> IsolatedFunction[P, R] | Callable[[Callable[P, R]], IsolatedFunction[P, R]]:
+    settings, _ = settle("isolated", dict(options), limits, reporting)
+
+    def decorate(func: Callable[P, R]) -> IsolatedFunction[P, R]:
+        if not callable(func):
+            raise ConfigurationError(f"isolated() needs a callable, got {func!r}")
+        return IsolatedFunction(func, settings)
+
+    return decorate if fn is None else decorate(fn)
+
+
+isolated.__doc__ = """Run the decorated function in a fresh child process, under a memory cap.
+
+Usable bare (``@isolated``), with options (``@isolated(max_mem="512MB", timeout=60)``)
+or as a function (``isolated(max_mem="64MB")(fn)``). Each call forks a fresh child
+from isolator's zygote, runs the function there and returns its result, or raises:
+
+* the function's own exception, same type and message, the child's traceback as
+  ``__cause__``;
+* :class:`MemoryLimitExceeded` when the child's process tree passed ``max_mem``, with
+  its post-mortem report as ``exc.report``;
+* :class:`TaskTimeout` when it ran longer than ``timeout`` seconds;
+* :class:`WorkerLost` when the child died without a result;
+* :class:`SerializationError` when an argument, the result or the exception would
+  not pickle.
+
+The options below may be given as keywords, or grouped: ``limits=Limits(...)`` (the
+memory and time options) and ``reporting=Reporting(...)`` (``report_dir``,
+``on_report``, ``forensics``), which several functions and pools can share; each option
+once. With a retry policy every attempt runs in a fresh child, and when every attempt
+fails the last real error is raised, every attempt's error in its ``attempts`` list.
+Bad options raise :class:`ConfigurationError` here, not at the first call.
+
+""" + docstring(CallOptions)

@@ -1,0 +1,208 @@
+"""``IsolatedExecutor``: a ``concurrent.futures.Executor`` whose every task runs in a
+fresh child process under a memory cap."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from multiprocessing.context import BaseContext
+from types import TracebackType
+from typing import Any, TypeVar, Unpack
+
+from .._child.calls import run_chunk, with_initializer
+from .._errors import ConfigurationError
+from .._model.options import PoolOptions, docstring
+from .._model.recycle import recycle_after_tasks, recycle_any, recycle_base
+from .._model.settings import settle
+from .._model.statistics import Statistics
+from .._model.values import Limits, Reporting
+from .decorator import function_name
+from .handle import PoolHandle
+
+T = TypeVar("T")
+
+
+def start_context(value: object, name: str) -> None:
+    """Accept a stdlib pool's start-method context and ignore it: every child is forked
+    from isolator's zygote, a fresh interpreter, whatever it says (docs/pools.md)."""
+    if value is not None and not isinstance(value, BaseContext):
+        raise ConfigurationError(f"{name}={value!r} is not a multiprocessing context")
+
+
+def worker_count(value: int | None, name: str) -> int:
+    """Validate a pool size; None means one per CPU, as the stdlib pools do."""
+    if value is None:
+        return os.cpu_count() or 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name}={value!r} must be a positive int or None")
+    return value
+
+
+def reuse_policy(max_tasks: int | None, recycle: recycle_base | None,
+                 name: str) -> recycle_base | None:
+    """None for a fresh child per unit; else when to replace a reused worker. ``max_tasks``
+    of 1 is a fresh child per unit, None a worker that lives as long as the pool (as in
+    both stdlib pools), N a worker replaced after N units."""
+    if max_tasks is None:
+        return recycle or recycle_any()  # never replaced, but by the recycle policy
+    worker_count(max_tasks, name)
+    after = recycle_after_tasks(max_tasks) if max_tasks > 1 else None
+    if after is not None and recycle is not None:
+        return after | recycle
+    return after or recycle
+
+
+def make_pool(where: str, workers: int, max_tasks: int | None, option_name: str,
+              limits: Limits | None, reporting: Reporting | None,
+              options: dict[str, Any]) -> PoolHandle:
+    """The handle of a pool made with these (checked) arguments."""
+    from .._engine.scheduler import Settings
+    from .._model.admission import default_budget
+
+    call, rest = settle(where, options, limits, reporting, PoolOptions)
+    budget = rest["memory_budget"]
+    settings = Settings(workers, call.limits, call.reporting, call.retry,
+                        default_budget() if budget is None else budget,
+                        reuse_policy(max_tasks, rest["recycle"], option_name),
+                        rest["progress"])
+    return PoolHandle(settings, call.preload)
+
+
+class Work:
+    """A pool's submissions, with its initializer run once in each worker process."""
+
+    def __init__(self, pool: PoolHandle, initializer: Callable[..., Any] | None,
+                 initargs: tuple[Any, ...]) -> None:
+        if initializer is not None and not callable(initializer):
+            raise ConfigurationError(f"initializer={initializer!r} is not callable")
+        self.pool = pool
+        self._initializer, self._initargs = initializer, tuple(initargs)
+        self._token = f"{os.getpid()}:{id(self)}:{time.monotonic_ns()}"  # names this pool
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+               name: str) -> Future[Any]:
+        if self._initializer is not None:
+            fn, args = with_initializer, (self._token, self._initializer, self._initargs, fn,
+                                          *args)
+        return self.pool.submit(fn, args, kwargs, name)
+
+    def terminate(self) -> None:
+        """Cancel pending work, kill every running child, and wait until they are gone."""
+        self.pool.close()
+        self.pool.cancel_pending()
+        self.pool.kill_running()
+        self.pool.join()
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+class IsolatedExecutor(Executor):
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: BaseContext | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = 1,
+        limits: Limits | None = None,
+        reporting: Reporting | None = None,
+        **options: Unpack[PoolOptions],
+    ) -> None:
+        start_context(mp_context, "mp_context")
+        workers = worker_count(max_workers, "max_workers")
+        pool = make_pool("IsolatedExecutor", workers, max_tasks_per_child,
+                         "max_tasks_per_child", limits, reporting, dict(options))
+        self._work = Work(pool, initializer, initargs)
+        self._pool = pool
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)`` in a fresh child; PoolClosed after shutdown."""
+        return self._submit(fn, args, kwargs, function_name(fn))
+
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                name: str) -> Future[Any]:
+        return self._work.submit(fn, args, kwargs, name)
+
+    def map(self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None,
+            chunksize: int = 1) -> Iterator[T]:
+        """Results in input order. With ``chunksize`` > 1 each chunk is one child."""
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        end = None if timeout is None else time.monotonic() + timeout
+        name = function_name(fn)
+        if chunksize == 1:
+            futures = [self._submit(fn, args, {}, name) for args in zip(*iterables, strict=False)]
+        else:
+            futures = [self._submit(run_chunk, (fn, chunk), {}, name)
+                       for chunk in chunks(zip(*iterables, strict=False), chunksize)]
+        return _results_in_order(futures, end, flatten=chunksize > 1)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting work; optionally cancel what has not started; wait if asked."""
+        self._pool.close()
+        if cancel_futures:
+            self._pool.cancel_pending()
+        if wait:
+            self._pool.join()
+
+    def terminate(self) -> None:
+        """Cancel pending work, kill every running child, and wait until they are gone."""
+        self._work.terminate()
+
+    def statistics(self) -> Statistics:
+        """Counters so far: submitted, running, completed, failed by kind, peak RSS."""
+        return self._pool.statistics()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        # Ctrl-C inside the block: nobody wants the rest of the batch to run on.
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.terminate()
+        else:
+            self.shutdown(wait=True)
+
+
+IsolatedExecutor.__doc__ = """Like ``ProcessPoolExecutor``, but every task runs in a fresh, capped
+child.
+
+A task that exceeds ``max_mem``, crashes, is killed or times out fails alone with
+isolator's typed exception; every other task runs and the executor stays usable.
+``max_workers`` children run at once (default: one per CPU); ``mp_context`` is accepted
+and ignored (every child is forked from isolator's zygote). By default every task gets
+a fresh process (``max_tasks_per_child=1``). Workers are reused when
+``max_tasks_per_child`` is above one (replaced after that many units), None (never
+replaced, as in the stdlib) or a ``recycle`` policy is given: a worker runs
+``gc.collect()`` and ``malloc_trim(0)`` between tasks and is replaced when its policy
+says so, or after a memory breach, with its replacement started at once.
+``initializer(*initargs)`` runs once in each worker process, before its first task (in
+every child when each task has its own). Tasks whose caps add up to more than
+``memory_budget`` never run at once. The options are ``isolated``'s and the pool's
+below, as keywords or grouped in ``limits=`` and ``reporting=``. See docs/pools.md for
+every deliberate difference from ``ProcessPoolExecutor``.
+
+""" + docstring(PoolOptions)
+
+
+def _results_in_order(futures: list[Future[Any]], end: float | None,
+                      flatten: bool) -> Iterator[Any]:
+    try:
+        futures.reverse()
+        while futures:
+            remaining = None if end is None else end - time.monotonic()
+            result = futures[-1].result(remaining)
+            futures.pop()
+            if flatten:
+                yield from result
+            else:
+                yield result
+    finally:
+        for future in futures:
+            future.cancel()

@@ -1,0 +1,262 @@
+"""The zygote: a small, clean, single-threaded process that forks every task child.
+
+It is a fresh interpreter started by the engine, not a fork of the caller, so a child forked
+from it costs about a millisecond whatever the caller holds, and no copy-on-write page of
+a big caller counts against the child's cap. It imports modules on request
+(``warm``) so that children start with them loaded.
+
+It keeps one spare child forked ahead of time, waiting for its task's file descriptors,
+so the fork (the largest part of a call's cost) happens while the previous task runs.
+A spare that predates a module import or a sys.path change is dropped, not used.
+
+It is a subreaper: descendants whose parent died come back to it instead of init. It
+dies with the engine (PDEATHSIG, and EOF on its control socket as the fallback), and
+on its way out it kills every descendant it has, ``setsid()`` escapees included.
+
+Control messages are pickled tuples on a SOCK_SEQPACKET socket (one message per packet,
+file descriptors passed alongside with SCM_RIGHTS)::
+
+    engine -> zygote       ("fork", task_id, ChildSpec, warm, sys_path)  fds: sock, out, err
+                           | ("kill", task_id)   (a child that never said HELLO)
+    zygote -> engine       ("ready", pid) | ("exited", task_id, pid, wait_status)
+                           | ("failed", task_id, message)
+
+The child's pid reaches the engine in the child's own HELLO, not from here: the
+engine starts watching a child when its HELLO arrives, within a fraction of the
+sampler's first interval.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import pickle
+import select
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from .._wire import platform as _platform
+from . import child as _child
+from . import forensics_hook as _child_forensics
+
+MAX_MESSAGE = 1 << 20
+REAP_WITHIN = 1.0  # seconds the exiting zygote waits for the children it has just killed
+
+
+class _Zygote:
+    def __init__(self, ctrl: socket.socket, wake_r: int, wake_w: int) -> None:
+        self.ctrl = ctrl
+        self.wake = (wake_r, wake_w)
+        self.tasks: dict[int, int] = {}  # child pid -> task id
+        self.warmed: set[str] = set()
+        self.spare: tuple[int, socket.socket] | None = None
+        self.baseline_stale = True
+
+    def send(self, *message: Any) -> None:
+        self.ctrl.send(pickle.dumps(message))
+
+    def serve(self) -> None:
+        poller = select.poll()
+        poller.register(self.ctrl, select.POLLIN)
+        poller.register(self.wake[0], select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == self.wake[0]:
+                    os.read(fd, 4096)
+                    self.reap()
+                elif not self.handle_request():
+                    return
+
+    def handle_request(self) -> bool:
+        data, fds, _, _ = socket.recv_fds(self.ctrl, MAX_MESSAGE, 3)
+        if not data:
+            return False
+        request = pickle.loads(data)
+        if request[0] == "kill":
+            for pid, task_id in self.tasks.items():
+                if task_id == request[1]:
+                    _killpg(pid)
+            return True
+        _, task_id, spec, warm, sys_path = request
+        try:
+            if sys_path is not None:
+                sys.path[:] = sys_path
+            if self.warm_up(warm) or sys_path is not None:
+                self.drop_spare()  # it was forked without what this task needs
+                self.baseline_stale = True
+            if spec.forensics != "off" and self.baseline_stale:
+                self.drop_spare()
+                _child_forensics.take_baseline()
+                self.baseline_stale = False
+            pid = self.hand_to_spare(spec, fds) or self.fork_child(spec, fds)
+            try:
+                os.setpgid(pid, pid)
+            except OSError:  # the child did it first, or is gone already
+                pass
+            self.tasks[pid] = task_id
+        except Exception as exc:  # noqa: BLE001 - a failed fork fails one task, not the zygote
+            self.send("failed", task_id, f"{type(exc).__name__}: {exc}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.make_spare()  # forks while the task runs, off the next call's path
+        return True
+
+    def fork_child(self, spec: Any, fds: list[int]) -> int:
+        me = os.getpid()
+        gc.freeze()  # the child's collector then never touches (and copies) our objects
+        pid = os.fork()
+        if pid == 0:
+            _child.main(spec, fds, self.inherited(), me)
+        return pid
+
+    def inherited(self) -> list[int]:
+        extra = [self.spare[1].fileno()] if self.spare is not None else []
+        return [self.ctrl.fileno(), *self.wake, *extra]
+
+    def make_spare(self) -> None:
+        """Fork the next task's child ahead of time; it waits for its task's fds."""
+        if self.spare is not None:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        me = os.getpid()
+        gc.freeze()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return
+        if pid == 0:
+            ours.close()
+            _child.spare_main(theirs, [self.ctrl.fileno(), *self.wake], me)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def hand_to_spare(self, spec: Any, fds: list[int]) -> int | None:
+        if self.spare is None:
+            return None
+        pid, channel = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(channel, [pickle.dumps(spec)], fds)
+        except OSError:  # the spare died: fork a fresh child instead
+            return None
+        finally:
+            channel.close()
+        return pid
+
+    def drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare[1].close()  # EOF: the spare exits by itself; reap() collects it
+            self.spare = None
+
+    def warm_up(self, modules: tuple[str, ...]) -> bool:
+        """Import what children will need; True when anything new was imported."""
+        fresh = [name for name in modules if name not in self.warmed]
+        for name in fresh:
+            self.warmed.add(name)
+            try:
+                importlib.import_module(name)
+            except BaseException:  # noqa: BLE001 - the child will meet the error itself
+                continue
+        return bool(fresh)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            pid = info.si_pid
+            if pid in self.tasks:
+                # While the child is an unreaped zombie its pid (= its group id) cannot be
+                # reused, so killing the group here cannot hit a stranger.
+                _killpg(pid)
+            _, status = os.waitpid(pid, 0)
+            task_id = self.tasks.pop(pid, None)
+            if task_id is not None:
+                self.send("exited", task_id, pid, status)
+
+    def kill_everything(self) -> None:
+        self.drop_spare()
+        for pid in self.tasks:
+            _killpg(pid)
+        for pid in _descendants(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.reap_all(REAP_WITHIN)
+
+    def reap_all(self, within: float) -> None:
+        """Wait, for ``within`` seconds at most, until every child is reaped: what we
+        leave unreaped becomes init's zombie, and init may take seconds to collect it."""
+        end = time.monotonic() + within
+        poller = select.poll()
+        poller.register(self.wake[0], select.POLLIN)  # SIGCHLD writes here
+        while True:
+            try:
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+            except ChildProcessError:  # none left
+                return
+            left = end - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                return
+            try:
+                os.read(self.wake[0], 4096)
+            except BlockingIOError:
+                pass
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _descendants(pid: int) -> list[int]:
+    from .._wire.procfs import children
+
+    found, stack = [], [pid]
+    while stack:
+        for child in children(stack.pop()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _exit_on_term(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main() -> None:
+    """``python -c 'from isolator._child.zygote import main; main()' CTRL_FD PARENT_PID``."""
+    ctrl_fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    _platform.set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent:
+        return
+    _platform.set_child_subreaper()
+    _platform.set_process_name(b"isolator-zygote")
+    _platform.limit_malloc_arenas()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    zygote = _Zygote(socket.socket(fileno=ctrl_fd), wake_r, wake_w)
+    try:
+        zygote.send("ready", os.getpid())
+        zygote.serve()
+    except (SystemExit, OSError):
+        pass
+    finally:
+        zygote.kill_everything()

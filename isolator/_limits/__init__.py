@@ -1,1 +1,0 @@
-"""One enforcement mechanism per module."""

@@ -1,0 +1,109 @@
+"""Frames between the engine and a child: length-prefixed, on a socket.
+
+Each frame is a 9-byte header (one tag byte, an 8-byte big-endian length) and a body.
+Bodies are pickles made by ``pickling``; a RESULT or TASK body is the user's pickle
+itself, so a 1 GiB result is never pickled twice. The child's stdout and stderr never
+touch this socket.
+
+    child                          engine
+      │ ── HELLO(pid) ─────────────▶ │   handshake: the child is alive; it is watched
+      │ ◀──────────── TASK(fn,args) ─│   a fresh child's is written before the fork,
+                                          a reused worker's after its HELLO
+      │ ── RESULT(pickle) ─────────▶ │   or
+      │ ── RAISED(exc, traceback) ─▶ │
+      │ ── IDLE(rss) ──────────────▶ │   reused workers only: tidied, taking the next
+      │ ◀─── [CAPTURE] TASK ... / EOF │   TASK (after CAPTURE(path) at the deep forensics
+                                           level); EOF retires the worker
+
+A reused worker may find its next TASKs already waiting (the engine sends short tasks
+ahead), so it answers every TASK in order; the engine matches outcomes to tasks by
+that order. A worker whose task breached the soft limit sends that outcome and exits
+without IDLE: the TASKs behind it never started and run on another worker.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+HELLO = 1
+TASK = 2
+RESULT = 3
+RAISED = 4
+IDLE = 5  # a reused worker finished a task and tidied up; body: its RSS, 8 bytes
+CAPTURE = 6  # to a reused worker, before a TASK: track it with memray into this file
+
+_HEADER = struct.Struct("!BQ")
+_CHUNK = 1 << 20
+_SMALL = 1 << 16  # bodies up to this size are copied behind their header and sent whole
+
+
+def header(tag: int, size: int) -> bytes:
+    """The 9 bytes that precede a body of ``size`` bytes."""
+    return _HEADER.pack(tag, size)
+
+
+def send_frame(sock: socket.socket, tag: int, body: bytes = b"") -> None:
+    """Send one whole frame in one write; blocks until the kernel has taken it.
+
+    One write, because the peer wakes up for each: a header sent on its own costs the
+    reader a wake-up that finds half a frame.
+    """
+    head = _HEADER.pack(tag, len(body))
+    if len(body) <= _SMALL:
+        sock.sendall(head + body)
+        return
+    sent = sock.sendmsg([head, body])  # gathered: a big body is not copied to prepend 9 bytes
+    if sent < len(head):
+        sock.sendall(head[sent:])
+        sent = len(head)
+    sock.sendall(memoryview(body)[sent - len(head):])
+
+
+def frame(tag: int, body: bytes) -> list[bytes]:
+    """A frame as the buffers a non-blocking writer sends: one when it is small."""
+    head = _HEADER.pack(tag, len(body))
+    if len(body) <= _SMALL:
+        return [head + body]
+    return [head, body]
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        count = sock.recv_into(view[got:], min(size - got, _CHUNK))
+        if count == 0:
+            raise EOFError("the peer closed the connection mid-frame")
+        got += count
+    return bytes(buffer)
+
+
+def recv_frame(sock: socket.socket) -> tuple[int, bytes]:
+    """Block until one whole frame has arrived; EOFError when the peer has gone."""
+    tag, size = _HEADER.unpack(_recv_exactly(sock, _HEADER.size))
+    return tag, _recv_exactly(sock, size) if size else b""
+
+
+class FrameReader:
+    """Reassembles frames from whatever pieces a non-blocking reader got."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The frames completed by ``data``, in order; a partial one waits for the rest."""
+        buffer = self._buffer
+        buffer += data
+        frames = []
+        start, end = 0, len(buffer)
+        while end - start >= _HEADER.size:
+            tag, size = _HEADER.unpack_from(buffer, start)
+            stop = start + _HEADER.size + size
+            if stop > end:
+                break
+            frames.append((tag, bytes(buffer[start + _HEADER.size : stop])))
+            start = stop
+        del buffer[:start]  # once per read, not once per frame
+        return frames

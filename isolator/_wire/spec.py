@@ -1,0 +1,27 @@
+"""What the engine tells a child before its task, and the signal of a soft breach.
+
+Both sides need these: the engine builds a ``ChildSpec`` and its sampler sends
+``BREACH_SIGNAL``; the child reads the spec and raises ``MemoryLimitExceeded`` from its
+handler of that signal. They live here so that neither side imports the other.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import NamedTuple
+
+#: Sent by the sampler when a task's tree crosses its soft limit: a real-time signal, so
+#: it is never merged with or mistaken for one the user's code uses.
+BREACH_SIGNAL = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
+
+
+class ChildSpec(NamedTuple):
+    """Everything a child needs to know before it reads its task."""
+
+    limit: int | None
+    rlimit_data: int | None
+    cgroup_procs: str | None
+    cwd: str
+    reuse: bool = False  # serve task after task until told to stop (a pool's reused worker)
+    forensics: str = "off"  # what to record about the heap on a memory error
+    forensics_budget: float = 2.0  # seconds the heap walk may take
