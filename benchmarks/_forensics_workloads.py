@@ -17,7 +17,8 @@ def time_collect(objects: int, level: str) -> dict[str, float]:
     """Build a heap of ``objects`` objects, then time one forensics walk over it."""
     import gc
 
-    from isolator import _procfs, forensics
+    from isolator import forensics
+    from isolator._wire import procfs as _procfs
 
     gc.unfreeze()  # as the child does before its walk: the zygote's objects are frozen
     build_heap(objects)

@@ -58,7 +58,7 @@ def _install_sampler_switch() -> None:
     """Let the benchmark turn isolator's sampling off for one call (a reference that is
     the same zygote child, minus the monitoring). Patched in this process only; the
     supervisor thread calls Sampler.watch when the child says HELLO."""
-    from isolator import _sampler
+    from isolator._engine import sampler as _sampler
 
     original = _sampler.Sampler.watch
     if getattr(original, "_bench_switch", False):
@@ -139,7 +139,7 @@ def sample_rates(loop: int) -> dict[str, dict[str, float]]:
     """Per isolator variant, one diagnostic call each: sampler reads per second, the CPU
     time of isolator's sampler thread per second of the call, and the CPU time of this
     whole process per second against the same call with sampling off."""
-    from isolator import _procfs
+    from isolator._wire import procfs as _procfs
 
     counts: dict[int, int] = {}
     original = _procfs.StatusReader.rss

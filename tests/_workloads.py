@@ -240,3 +240,17 @@ def stamp_then_die(path: str) -> None:
     with open(path, "w") as fh:
         fh.write(repr(time.time()))
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _ExitsWhenLoaded:
+    """A value whose pickle calls sys.exit when it is loaded (by the caller)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import sys
+
+        return (sys.exit, ("raised while unpickling a result",))
+
+
+def exits_when_loaded() -> Any:
+    """Return a result whose unpickling raises SystemExit in whoever loads it."""
+    return _ExitsWhenLoaded()

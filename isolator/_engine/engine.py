@@ -650,13 +650,13 @@ class Engine:
         self.closed = True
         error = WorkerLost(f"isolator's engine stopped ({type(exc).__name__}: {exc}); "
                            "the task's child was killed")
+        for scheduler in list(self._schedulers):  # first: they must start nothing more
+            self._guarded(functools.partial(scheduler.abandon, error))
         for child in list(self._children.values()):
             if child.watch is not None:
                 child.watch.kill()
-            self._guarded(lambda child=child: self._lost(child, error))  # type: ignore[misc]
+            self._guarded(functools.partial(self._lost, child, error))
         self._zygote.close()
-        for scheduler in list(self._schedulers):
-            self._guarded(lambda s=scheduler: s.abandon(error))  # type: ignore[misc]
 
     def _close(self) -> None:
         """After the loop: what was never run fails, the threads and fds go."""
@@ -667,7 +667,7 @@ class Engine:
         error = PoolClosed("the isolator engine has stopped")
         for _, fail in leftovers:
             if fail is not None:
-                self._guarded(lambda fail=fail: fail(error))  # type: ignore[misc]
+                self._guarded(functools.partial(fail, error))
         self.reports.stop(2.0)
         self.callbacks.stop(2.0)
         self.sampler.stop()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
-from .._errors import NotStarted
+from .._errors import NotStarted, PoolClosed
 from .._model import admission
 from .._model.recycle import recycle_base
 from .._model.retry import RetryPolicy, record_attempts
@@ -108,6 +108,7 @@ class Scheduler:
         self.tally = Tally()
         self.closed = False
         self.terminating = False
+        self.abandoned = False  # its engine died: it takes and starts nothing more
         self.workers = Workers(port, self, settings) if settings.recycle is not None else None
         self._drained: list[Callable[[], None]] = []  # join()s waiting for the end
         self._confirming = False  # a drained check is on its way through the callbacks
@@ -115,6 +116,9 @@ class Scheduler:
     # -- commands from the pool's callers ------------------------------------------------
 
     def add(self, unit: Unit) -> None:
+        if self.abandoned:
+            unit.future.set_exception(PoolClosed("the isolator engine of this pool stopped"))
+            return
         self.tally.counts["submitted"] += 1
         if self.settings.retry is not None:
             unit.retry_state = self.settings.retry.new_state()
@@ -166,16 +170,20 @@ class Scheduler:
                                    children)
 
     def abandon(self, error: BaseException) -> None:
-        """The engine died: every unit not complete fails with ``error``."""
+        """The engine died: every unit not complete fails with ``error``, at once."""
+        self.abandoned = True
         for unit in [*self.pending, *self.running, *self.waiting]:
-            if unit.future.set_running_or_notify_cancel() or unit.started:
-                unit.future.set_exception(error)
+            future = unit.future
+            if future.done() or (not unit.started
+                                 and not future.set_running_or_notify_cancel()):
+                continue
+            future.set_exception(error)
         self.pending.clear()
         self.running.clear()
         self.waiting.clear()
-        for then in self._drained:
+        waiting, self._drained = self._drained, []
+        for then in waiting:
             then()
-        self._drained.clear()
 
     # -- starting units --------------------------------------------------------------------
 
@@ -227,7 +235,7 @@ class Scheduler:
     # -- units ending ----------------------------------------------------------------------
 
     def _job_done(self, unit: Unit, job: Job, outcome: Outcome) -> None:
-        if unit.job is not job:  # an attempt that was replaced (it never started)
+        if unit.job is not job or self.abandoned:  # replaced, or failed with the engine
             return
         unit.job = None
         self.running.pop(unit, None)
@@ -293,14 +301,16 @@ class Scheduler:
         self._check_drained()
 
     def _check_drained(self) -> None:
-        """Tell the join()s once drained, after the progress hooks posted so far returned
-        (the callbacks thread runs in order); confirmed on the engine thread, since a hook
-        may have submitted more work meanwhile."""
+        """Tell the join()s once drained, after the reports (a suspected leak's) and the
+        progress hook calls posted so far have run: each of those threads runs in order,
+        so a barrier goes through both. Confirmed on the engine thread, since a hook may
+        have submitted more work meanwhile."""
         if self._drained and self.drained and not self._confirming:
             if self.workers is not None and self.closed:
                 self.workers.retire_idle()
             self._confirming = True
-            self.port.post_callback(self.port.call_soon, self._confirm)
+            port = self.port
+            port.post_report(port.post_callback, port.call_soon, self._confirm)
 
     def _confirm(self) -> None:
         self._confirming = False

@@ -336,5 +336,6 @@ def markdown(group: type, *names: str) -> str:
     rows = ["| option | default | meaning |", "|---|---|---|"]
     for name in names or tuple(table):
         _, option = table[name]
-        rows.append(f"| `{name}` | `{option.default!r}` | {option.doc} |")
+        meaning = option.doc.replace("|", "\\|")  # a pipe would end the cell
+        rows.append(f"| `{name}` | `{option.default!r}` | {meaning} |")
     return "\n".join(rows)
