@@ -78,8 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _default_cap(config: pytest.Config) -> int | None:
-    from ._errors import ConfigurationError
-    from ._units import parse_size
+    from . import ConfigurationError, parse_size
 
     value = config.getoption("isolator_max_mem") or config.getini("isolator_max_mem")
     if not value:
@@ -123,8 +122,8 @@ def _leak_spec(item: pytest.Function, forensics: str) -> Any:
     marker = item.get_closest_marker("isolated_leaks")
     if marker is None:
         return None
+    from . import parse_size
     from ._pytest.child import LeakSpec
-    from ._units import parse_size
 
     def spec(limit: int | str, runs: int = 3) -> LeakSpec:
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
@@ -164,8 +163,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 def _run(item: pytest.Function, target: Any, arguments: dict[str, Any],
          options: dict[str, Any]) -> None:
-    from . import IsolatedExecutor, MemoryLimitExceeded, SerializationError
-    from ._units import parse_size
+    from . import IsolatedExecutor, MemoryLimitExceeded, SerializationError, parse_size
 
     cap = None if options["max_mem"] is None else parse_size(options["max_mem"])
     peak = 0
@@ -246,7 +244,7 @@ class PeakSummary:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """The table: peak, cap, test id, highest peak first."""
-        from ._units import format_size
+        from . import format_size
 
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", f"isolator: peak memory of {len(self.rows)} "

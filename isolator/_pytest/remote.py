@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .._errors import RemoteTraceback
+from .. import RemoteTraceback
 from .child import FRAMES, Frame, IsolatedTest, LeakSpec, Outcome, TestSpec
 
 _INI = ("assertion_text_diff_style", "truncation_limit_lines", "truncation_limit_chars")
