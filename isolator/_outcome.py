@@ -15,6 +15,7 @@ from typing import Any
 
 from . import _protocol, _serialize
 from ._errors import (
+    MemoryKind,
     MemoryLimitExceeded,
     RemoteTraceback,
     SerializationError,
@@ -49,7 +50,7 @@ def _exit_facts(status: int) -> tuple[int | None, str | None]:
     return os.waitstatus_to_exitcode(status), None
 
 
-def _memory_error(e: Ending, kind: str, why: str) -> MemoryLimitExceeded:
+def _memory_error(e: Ending, kind: MemoryKind, why: str) -> MemoryLimitExceeded:
     exitcode, sig = _exit_facts(e.status)
     limit = e.limit or 0
     return MemoryLimitExceeded(
