@@ -25,9 +25,10 @@ Markers:
 Options:
 
 ``--isolator-max-mem SIZE`` (ini: ``isolator_max_mem``)
-    A default cap: every test runs isolated under it, marked or not, unless marked
-    ``not_isolated``; a marker's own ``max_mem`` wins. The command line wins over the
-    ini file.
+    A default cap: every test function runs isolated under it, marked or not, unless
+    marked ``not_isolated``; a marker's own ``max_mem`` wins. The command line wins over
+    the ini file. (``unittest.TestCase`` methods are not called as test functions: they
+    always run in the pytest process.)
 ``--isolator-report``
     At the end of the session, a summary of every isolated test: its peak memory (the
     highest the supervisor saw of the child's tree), its cap, its id; highest first.
@@ -53,6 +54,7 @@ _NO_BUDGET = 1 << 62  # one test runs at a time: the pools' admission budget is 
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--isolator-max-mem``, ``--isolator-report`` and the ``isolator_max_mem`` ini."""
     group = parser.getgroup("isolator", "isolator: memory caps for tests")
     group.addoption("--isolator-max-mem", metavar="SIZE", default=None,
                     help="run every test in an isolated child under this memory cap "
@@ -64,6 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Declare the markers, read the default cap, register the peak summary if asked."""
     for line in (
         "isolated(max_mem=None, timeout=None, **options): run the test in an isolated child "
         "process under a memory cap; a breach fails it with the post-mortem report",
@@ -74,6 +77,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     config.stash[_DEFAULT_CAP] = _default_cap(config)
     if config.getoption("isolator_report"):
+        from ._pytest.peaks import PeakSummary
+
         config.pluginmanager.register(PeakSummary(), "isolator-peak-summary")
 
 
@@ -138,6 +143,7 @@ def _leak_spec(item: pytest.Function, forensics: str) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Call an isolated test in a child (True); None leaves other tests to pytest."""
     __tracebackhide__ = True  # pytest leaves this frame out: the failure is the test's
     options = _options(pyfuncitem)
     if options is None:
@@ -218,38 +224,14 @@ def _leak_failure(item: pytest.Function, found: Any, options: dict[str, Any]) ->
     if options.get("on_report") is not None:
         options["on_report"](report)
     item.add_report_section("call", "isolator leak report", str(report))
-    pytest.fail(str(found), pytrace=False)
+    pytest.fail(f"{found} (what grew: the isolator leak report below)", pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Put an isolated test's peak and cap on its call's report."""
     report = yield
     if call.when == "call" and _PEAK in item.stash:
         # Attributes of a report travel with it from a pytest-xdist worker.
         report.isolator_peak, report.isolator_cap = item.stash[_PEAK]
     return report
-
-
-class PeakSummary:
-    """``--isolator-report``: collects each isolated test's peak, prints them at the end."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[int, int | None, str]] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Keep the peak of each isolated test's call (here or from an xdist worker)."""
-        peak = getattr(report, "isolator_peak", None)
-        if report.when == "call" and peak is not None:
-            self.rows.append((int(peak), getattr(report, "isolator_cap", None), report.nodeid))
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """The table: peak, cap, test id, highest peak first."""
-        from . import format_size
-
-        write = terminalreporter.write_line
-        terminalreporter.write_sep("=", f"isolator: peak memory of {len(self.rows)} "
-                                        "isolated tests")
-        write(f"{'peak':>11}  {'cap':>11}  test")
-        for peak, cap, nodeid in sorted(self.rows, key=lambda row: -row[0]):
-            write(f"{format_size(peak):>11}  {format_size(cap) if cap else 'none':>11}  "
-                  f"{nodeid}")

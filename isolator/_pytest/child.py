@@ -133,16 +133,25 @@ def portable(exc: BaseException, showlocals: bool) -> BaseException:
 
 
 def user_frames(tb: TracebackType | None, with_locals: bool) -> list[Frame]:
-    """The frames of ``tb`` outside isolator's own files, outermost first."""
+    """The frames of ``tb`` outside isolator's own files and not hidden from pytest with
+    ``__tracebackhide__``, outermost first."""
     frames = []
     while tb is not None:
         code = tb.tb_frame.f_code
-        if not code.co_filename.startswith(_ISOLATOR):
+        if not code.co_filename.startswith(_ISOLATOR) and not _hidden(tb):
             values = _reprs(tb.tb_frame.f_locals) if with_locals else None
             frames.append(Frame(code.co_filename, tb.tb_lineno or code.co_firstlineno,
                                 code.co_name, code.co_firstlineno, values))
         tb = tb.tb_next
     return frames
+
+
+def _hidden(tb: TracebackType) -> bool:
+    # pytest leaves out the frames of helpers that set __tracebackhide__ (a callable one
+    # decides from the exception: kept here, as there is no ExceptionInfo to give it).
+    frame = tb.tb_frame
+    hide = frame.f_locals.get("__tracebackhide__", frame.f_globals.get("__tracebackhide__"))
+    return bool(hide) and not callable(hide)
 
 
 def _reprs(namespace: dict[str, Any]) -> dict[str, str]:
