@@ -107,6 +107,10 @@ def test_failures_read_as_in_the_pytest_process(pytester: pytest.Pytester) -> No
         @pytest.mark.isolated(max_mem="128MiB")
         def test_failed():
             pytest.fail("told to")
+
+        @pytest.mark.isolated(max_mem="128MiB")
+        async def test_async():
+            pass  # never awaited in the child: it must not pass
     """)
     # Named as pytest's defaults do not name a test: the child imports it again itself.
     pytester.makepyfile(check_other="""
@@ -118,7 +122,7 @@ def test_failures_read_as_in_the_pytest_process(pytester: pytest.Pytester) -> No
     """)
     pytester.syspathinsert()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-l")
-    result.assert_outcomes(failed=7, skipped=1, xfailed=1)
+    result.assert_outcomes(failed=8, skipped=1, xfailed=1)
     out = result.stdout.str()
     failures = out[out.index("= FAILURES ="):out.index("short test summary")]
     assert not INTERNALS.search(failures), failures
@@ -138,6 +142,7 @@ def test_failures_read_as_in_the_pytest_process(pytester: pytest.Pytester) -> No
     slow = _section(out, "test_slow")
     assert "TaskTimeout" in slow and "test_failures.py:" in slow
     assert "E       Failed: told to" in _section(out, "test_failed")
+    assert "an async def test needs an async plugin" in _section(out, "test_async")
     other = _section(out, "test_other")
     assert "assert 3 == 4" in other and "where 3 = len('abc')" in other
 
