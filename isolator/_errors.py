@@ -21,9 +21,15 @@ pickling would keep only ``args``).
 from __future__ import annotations
 
 import signal as _signal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # for the annotation only: the zygote and children never import reports
+    from .reports import Report
 
 _HEAPTYPE = 1 << 9
+
+#: The layer that caught a memory breach (``MemoryLimitExceeded.kind``).
+MemoryKind = Literal["soft", "hard", "kernel-oom", "rlimit"]
 
 
 def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
@@ -126,8 +132,8 @@ class MemoryLimitExceeded(WorkerLost, MemoryError):
         *,
         limit: int,
         peak: int,
-        kind: str,
-        report: object | None = None,
+        kind: MemoryKind,
+        report: Report | None = None,
         pid: int | None = None,
         exitcode: int | None = None,
         signal: str | None = None,
@@ -135,8 +141,8 @@ class MemoryLimitExceeded(WorkerLost, MemoryError):
         super().__init__(message, pid=pid, exitcode=exitcode, signal=signal)
         self.limit = limit
         self.peak = peak
-        self.kind = kind
-        self.report = report
+        self.kind: MemoryKind = kind
+        self.report: Report | None = report
         self.timeline: list[tuple[float, int]] = []
 
 

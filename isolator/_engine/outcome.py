@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import (
+    MemoryKind,
     MemoryLimitExceeded,
     RemoteTraceback,
     SerializationError,
@@ -50,7 +51,7 @@ def _exit_facts(status: int) -> tuple[int | None, str | None]:
     return os.waitstatus_to_exitcode(status), None
 
 
-def _memory_error(e: Ending, kind: str, why: str) -> MemoryLimitExceeded:
+def _memory_error(e: Ending, kind: MemoryKind, why: str) -> MemoryLimitExceeded:
     exitcode, sig = _exit_facts(e.status)
     limit = e.limit or 0
     return MemoryLimitExceeded(
