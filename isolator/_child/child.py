@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+import types
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -25,13 +26,15 @@ from .._units import format_size
 from .._wire import frames as _protocol
 from .._wire import pickling as _serialize
 from .._wire import platform as _platform
-from .._wire.procfs import StatusReader, self_rss
+from .._wire.procfs import StatusReader, children, descendants, self_rss
 from .._wire.spec import BREACH_SIGNAL, ChildSpec
 from .forensics_hook import heap_forensics
 
 _spec = ChildSpec(None, None, None, "")
-_armed = False
+_armed = False  # the soft limit's signal raises MemoryLimitExceeded (the user's code runs)
+_in_task = False  # the user's function is running (armed or not)
 _breached = False  # a task of this worker went past the soft limit: it takes no more
+_sock: socket.socket | None = None  # the task's socket, once the child serves
 _limit = 0
 
 
@@ -50,6 +53,31 @@ def _on_breach(signum: int, frame: FrameType | None) -> None:
             kind="soft",
             pid=os.getpid(),
         )
+    if _breached and _in_task and _sock is not None:
+        # Sent again SOFT_GRACE after the first: the task caught the exception (an
+        # ``except BaseException``, an asyncio callback, a logging hook) and went on. It
+        # is not asked a second time: it is reported from here and ended.
+        _report_swallowed(frame)
+
+
+def _report_swallowed(frame: FrameType | None) -> NoReturn:
+    exc = MemoryLimitExceeded(
+        f"memory use passed the soft limit below the {format_size(_limit)} cap; the task "
+        "caught the MemoryLimitExceeded raised there and went on, so it was stopped where "
+        "it stood a moment later",
+        limit=_limit, peak=self_rss(), kind="soft", pid=os.getpid(),
+    )
+    if frame is not None:
+        exc = exc.with_traceback(types.TracebackType(None, frame, frame.f_lasti,
+                                                     frame.f_lineno))
+    try:
+        payload = _pack_exception(exc)
+        _flush_stdio()
+        assert _sock is not None
+        _protocol.send_frame(_sock, _protocol.RAISED, payload)
+    finally:
+        end_descendants()
+        os._exit(0)
 
 
 def spare_main(channel: socket.socket, inherited: list[int], zygote_pid: int) -> NoReturn:
@@ -57,7 +85,7 @@ def spare_main(channel: socket.socket, inherited: list[int], zygote_pid: int) ->
     try:
         _detach(inherited, zygote_pid)
         _platform.set_process_name(b"isolator-spare")
-        data, fds, _, _ = socket.recv_fds(channel, 1 << 16, 3)
+        data, fds = _protocol.recv_fds(channel, 1 << 16, 3)
     except BaseException:  # noqa: BLE001 - a spare that cannot wait has nothing to report
         os._exit(0)
     if not data:  # dropped by the zygote
@@ -82,11 +110,17 @@ def _detach(inherited: list[int], zygote_pid: int) -> None:
     for fd in inherited:
         os.close(fd)
     os.setpgid(0, 0)
+    # Whatever the task starts and however it detaches, orphans come back here, stay
+    # in this tree (where the sampler counts them) and die with the task.
+    _platform.set_child_subreaper()
     _platform.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != zygote_pid:  # the zygote died before PDEATHSIG was armed
         os._exit(1)
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+    for signum in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
+    # As Python sets it up: writing to a closed pipe raises BrokenPipeError, it does not
+    # kill the task (subprocesses get the default back when they exec, as always).
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(BREACH_SIGNAL, _on_breach)
 
@@ -108,7 +142,35 @@ def _start(spec: ChildSpec, fds: list[int]) -> NoReturn:
         traceback.print_exc()
     finally:
         _flush_stdio()
+        end_descendants()
         os._exit(code)
+
+
+def end_descendants(within: float = 1.0) -> None:
+    """Kill and reap every process the task started, however it detached (``setsid``,
+    a double fork, a daemon): this process is their subreaper, so an orphan of theirs
+    comes back to it instead of init, and each round kills what came back, until none
+    is left or ``within`` seconds have passed."""
+    me = os.getpid()
+    if not children(me):  # nearly every task: one read of /proc
+        return
+    deadline = time.monotonic() + within
+    while True:
+        found = descendants(me)
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:  # gone already
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if not found or time.monotonic() > deadline:
+            return
+        time.sleep(0.0005)  # a killed parent's children are being handed to us
 
 
 def _flush_stdio() -> None:
@@ -148,6 +210,8 @@ def join_cgroup(procs_file: str) -> None:
 
 
 def _serve(sock: socket.socket, reuse: bool) -> int:
+    global _sock
+    _sock = sock
     held = 0
     me = StatusReader(os.getpid()) if reuse else None
     global _job_capture
@@ -165,6 +229,7 @@ def _serve(sock: socket.socket, reuse: bool) -> int:
             # without IDLE, and the task sent behind this one runs elsewhere.
             _protocol.send_frame(sock, tag, payload)
             return 0
+        end_descendants()  # nothing a task started outlives it, or meets the next one
         # Between tasks: give back what the task freed and say what is still held (what
         # the pool's recycle policy judges). Only when the task grew us: a collection and
         # a trim cost milliseconds, and most small tasks leave nothing behind; then the
@@ -204,7 +269,7 @@ _job_capture: str | None = None  # the next task's memray capture file (CAPTURE 
 
 
 def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    global _armed, _task_started, _job_capture
+    global _armed, _in_task, _task_started, _job_capture
     _task_started = time.monotonic()
     tracker = None
     capture, _job_capture = _job_capture, None
@@ -214,11 +279,11 @@ def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # Closed before the outcome is sent, so the capture is complete when the
         # engine reads it on the outcome's arrival.
         tracker = start_tracking(capture)
-    _armed = True
+    _armed = _in_task = True
     try:
         return fn(*args, **kwargs)
     finally:
-        _armed = False
+        _armed = _in_task = False
         if tracker is not None:
             tracker.__exit__(None, None, None)
 

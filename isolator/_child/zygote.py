@@ -16,7 +16,8 @@ on its way out it kills every descendant it has, ``setsid()`` escapees included.
 Control messages are pickled tuples on a SOCK_SEQPACKET socket (one message per packet,
 file descriptors passed alongside with SCM_RIGHTS)::
 
-    engine -> zygote       ("fork", task_id, ChildSpec, warm, sys_path)  fds: sock, out, err
+    engine -> zygote       ("fork", task_id, ChildSpec, warm, sys_path, world)
+                           fds: sock, out, err (sys_path, world: None unless changed)
                            | ("kill", task_id)   (a child that never said HELLO)
     zygote -> engine       ("ready", pid) | ("exited", task_id, pid, wait_status)
                            | ("failed", task_id, message)
@@ -39,7 +40,9 @@ import sys
 import time
 from typing import Any
 
+from .._wire import frames, world
 from .._wire import platform as _platform
+from .._wire.procfs import children, descendants
 from . import child as _child
 from . import forensics_hook as _child_forensics
 
@@ -60,6 +63,7 @@ class _Zygote:
         self.ctrl.send(pickle.dumps(message))
 
     def serve(self) -> None:
+        global _serving
         poller = select.poll()
         poller.register(self.ctrl, select.POLLIN)
         poller.register(self.wake[0], select.POLLIN)
@@ -69,10 +73,13 @@ class _Zygote:
                     os.read(fd, 4096)
                     self.reap()
                 elif not self.handle_request():
+                    _serving = False  # EOF: the caller is gone; see _exit_on_term
                     return
 
     def handle_request(self) -> bool:
-        data, fds, _, _ = socket.recv_fds(self.ctrl, MAX_MESSAGE, 3)
+        # Close-on-exec from the moment they exist: a program a task execs must not
+        # inherit its socket (or anything else of ours) and speak our protocol.
+        data, fds = frames.recv_fds(self.ctrl, MAX_MESSAGE, 3)
         if not data:
             return False
         request = pickle.loads(data)
@@ -81,8 +88,11 @@ class _Zygote:
                 if task_id == request[1]:
                     _killpg(pid)
             return True
-        _, task_id, spec, warm, sys_path = request
+        _, task_id, spec, warm, sys_path, changed = request
         try:
+            if changed is not None:  # the caller's environment, umask, argv or limits
+                world.apply(changed)
+                self.drop_spare()  # it was forked into the world as it was
             if sys_path is not None:
                 sys.path[:] = sys_path
             if self.warm_up(warm) or sys_path is not None:
@@ -167,53 +177,63 @@ class _Zygote:
         return bool(fresh)
 
     def reap(self) -> None:
+        reaped = False
         while True:
             try:
                 info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
-                return
+                break
             if info is None:
-                return
+                break
             pid = info.si_pid
             if pid in self.tasks:
                 # While the child is an unreaped zombie its pid (= its group id) cannot be
                 # reused, so killing the group here cannot hit a stranger.
                 _killpg(pid)
             _, status = os.waitpid(pid, 0)
+            reaped = True
             task_id = self.tasks.pop(pid, None)
             if task_id is not None:
                 self.send("exited", task_id, pid, status)
+        if reaped:
+            self.kill_orphans()  # what a dead task (or a dead orphan) left, handed to us
+
+    def kill_orphans(self) -> None:
+        """Kill any child of ours that is neither a task nor the spare: an orphan whose
+        task child died before it could end it (a task child is its descendants'
+        subreaper, so orphans reach us only from a dead task). Its death wakes us, and
+        the next rescan takes what it leaves."""
+        spare = self.spare[0] if self.spare is not None else None
+        for pid in children(os.getpid()):
+            if pid not in self.tasks and pid != spare:
+                _kill(pid)
 
     def kill_everything(self) -> None:
+        """Kill, reap and rescan until no process of ours is left (up to REAP_WITHIN):
+        a descendant being handed to us as its parent dies is found by the next round,
+        and what we leave unreaped would be init's zombie for seconds."""
         self.drop_spare()
-        for pid in self.tasks:
-            _killpg(pid)
-        for pid in _descendants(os.getpid()):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        self.reap_all(REAP_WITHIN)
-
-    def reap_all(self, within: float) -> None:
-        """Wait, for ``within`` seconds at most, until every child is reaped: what we
-        leave unreaped becomes init's zombie, and init may take seconds to collect it."""
-        end = time.monotonic() + within
+        end = time.monotonic() + REAP_WITHIN
         poller = select.poll()
         poller.register(self.wake[0], select.POLLIN)  # SIGCHLD writes here
         while True:
+            for pid in self.tasks:
+                _killpg(pid)
+            for pid in descendants(os.getpid()):
+                _kill(pid)
             try:
                 while os.waitpid(-1, os.WNOHANG)[0]:
                     pass
             except ChildProcessError:  # none left
                 return
             left = end - time.monotonic()
-            if left <= 0 or not poller.poll(left * 1000):
+            if left <= 0:
                 return
-            try:
-                os.read(self.wake[0], 4096)
-            except BlockingIOError:
-                pass
+            if poller.poll(min(left, 0.01) * 1000):
+                try:
+                    os.read(self.wake[0], 4096)
+                except BlockingIOError:
+                    pass
 
 
 def _killpg(pgid: int) -> None:
@@ -223,24 +243,30 @@ def _killpg(pgid: int) -> None:
         pass
 
 
-def _descendants(pid: int) -> list[int]:
-    from .._wire.procfs import children
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
-    found, stack = [], [pid]
-    while stack:
-        for child in children(stack.pop()):
-            found.append(child)
-            stack.append(child)
-    return found
+
+_serving = True  # until the caller is gone: from then on, SIGTERM changes nothing
 
 
 def _exit_on_term(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+    # When the caller dies, the EOF on our socket and the parent-death SIGTERM come
+    # together. Whichever comes first ends the serving; the second must not cut the
+    # killing short halfway (a SystemExit raised in it once let a setsid grandchild run on).
+    global _serving
+    if _serving:
+        _serving = False
+        raise SystemExit(0)
 
 
 def main() -> None:
     """``python -c 'from isolator._child.zygote import main; main()' CTRL_FD PARENT_PID``."""
     ctrl_fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    os.set_inheritable(ctrl_fd, False)  # it was passed to us; no program of ours gets it
     _platform.set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent:
         return
@@ -259,4 +285,6 @@ def main() -> None:
     except (SystemExit, OSError):
         pass
     finally:
+        global _serving
+        _serving = False
         zygote.kill_everything()

@@ -9,6 +9,7 @@ a job's is whether it is ``finished`` (its outcome was read, or its child is gon
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import time
 from collections import deque
@@ -22,6 +23,24 @@ from .timers import Timer
 
 _RECV = 1 << 20
 _GATHER = 64  # buffers per sendmsg call, well below any system's IOV_MAX
+
+
+def frame_limit(limits: Limits) -> int:
+    """The largest frame a child may send: a result is built in the child's own memory,
+    so twice its cap (and a floor for small caps) is room enough; uncapped, the machine's
+    memory. Past it the task fails before the caller buffers a byte of it."""
+    if limits.max_mem is not None:
+        return max(2 * limits.max_mem, 64 << 20)
+    return _memory_total()
+
+
+@functools.cache
+def _memory_total() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            return int(fh.readline().split()[1]) * 1024  # MemTotal: the first line
+    except (OSError, ValueError, IndexError):
+        return 1 << 40
 
 
 class Outcome(NamedTuple):
@@ -92,7 +111,7 @@ class Child:
         self.state = State.STARTING
         self.current: Job | None = None
         self.ahead: deque[Job] = deque()  # sent behind the current one, oldest first
-        self.reader = _protocol.FrameReader()
+        self.reader = _protocol.FrameReader(_protocol.FROM_CHILD, frame_limit(limits))
         self.outgoing: deque[bytes | memoryview] = deque()
         self.registered = True  # its socket is in the engine's selector
         self.hello = False  # it said HELLO (read before or after its exit)

@@ -52,7 +52,7 @@ from .._wire import platform as _platform
 from .._wire.spec import ChildSpec
 from . import native as _native
 from .cgroups.layer import CgroupLayer
-from .children import Child, Job, Outcome, Owner, State
+from .children import Child, Job, Outcome, Owner, State, frame_limit
 from .offload import IsolatorFuture, Offload, mark_engine_thread
 from .outcome import Ending, resolve
 from .postmortem import Facts, build
@@ -449,6 +449,7 @@ class Engine:
         """``job`` becomes the one the child runs: its own cap, peak and deadline."""
         job.begin()
         limits = job.limits
+        child.reader.limit = frame_limit(limits)
         if not fresh_watch and child.watch is not None:
             self.sampler.reset(child.watch, limits.max_mem, limits.soft_mem)
             if child.slot is not None and limits.max_mem is not None:
@@ -491,6 +492,8 @@ class Engine:
         child = job.child
         watch = child.watch if child is not None else None
         peak = watch.peak if watch is not None else 0
+        if watch is not None:
+            watch.settled = True  # no second soft signal for a job that has ended
         capture, job.capture = job.capture, None
         if isinstance(value, MemoryLimitExceeded):
             if child is not None:

@@ -34,6 +34,7 @@ UNCAPPED = 0.050  # nothing to enforce: the samples only draw the timeline and t
 TREE_SCAN = 0.010  # how often the tree is re-listed near the cap (past half of it)
 TREE_SCAN_FAR = 0.050  # and far from it: listing costs three times a sample
 TIMELINE_POINTS = 2000
+SOFT_GRACE = 1.0  # seconds a task has to end after its soft limit's exception
 
 
 @dataclass
@@ -49,6 +50,9 @@ class Watch:
     last_time: float = 0.0
     last_scan: float = 0.0
     soft_sent: bool = False
+    soft_at: float = 0.0  # when the soft limit's signal was sent
+    reminded: bool = False  # it was sent again, SOFT_GRACE later: the task caught it
+    settled: bool = False  # the current job's outcome has arrived (set by the engine)
     killed: bool = False
     timeline: list[tuple[float, int]] = field(default_factory=list)
     step: float = 0.01
@@ -60,6 +64,7 @@ class Watch:
         self.limit, self.soft = limit, soft
         self.started = time.monotonic()
         self.peak, self.soft_sent, self.step = 0, False, 0.01
+        self.soft_at, self.reminded, self.settled = 0.0, False, False
         self.timeline = []
 
     def track(self, pid: int) -> None:
@@ -109,6 +114,13 @@ class Watch:
             os.close(fd)
         self.readers.clear()
         self.pidfds.clear()
+
+
+def _signal(pid: int) -> None:
+    try:
+        os.kill(pid, BREACH_SIGNAL)
+    except OSError:  # gone: its exit tells the rest
+        pass
 
 
 class Sampler:
@@ -178,11 +190,13 @@ class Sampler:
             w.killed = True
             w.kill()
         elif w.soft is not None and total >= w.soft and not w.soft_sent:
-            w.soft_sent = True
-            try:
-                os.kill(w.pid, BREACH_SIGNAL)
-            except OSError:
-                pass
+            w.soft_sent, w.soft_at = True, now
+            _signal(w.pid)
+        elif w.soft_sent and not (w.reminded or w.settled) and now - w.soft_at >= SOFT_GRACE:
+            # The task did not end within the grace: it caught the exception. The second
+            # signal makes the child report from where it stands and end.
+            w.reminded = True
+            _signal(w.pid)
         return interval
 
     @staticmethod

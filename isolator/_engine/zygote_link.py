@@ -12,10 +12,12 @@ import pickle
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 from typing import Any
 
 from .._errors import WorkerStartupError
+from .._wire import world
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CODE = (
@@ -34,6 +36,7 @@ class ZygoteLink:
         self._sock: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._sent_path: tuple[str, ...] | None = None
+        self._sent_world: world.World | None = None
         self.up = threading.Event()  # set while a zygote takes requests
 
     @property
@@ -48,8 +51,10 @@ class ZygoteLink:
     def start(self) -> socket.socket:
         """Start a zygote and wait for its "ready"; the socket to watch for its reports."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        command = [sys.executable, "-c", _CODE, str(theirs.fileno()), str(os.getpid()),
-                   _PACKAGE_PARENT]
+        # -P: the zygote's sys.path starts without the caller's working directory or
+        # script folder, so a module planted there cannot stand in for one it imports.
+        command = [sys.executable, "-P", "-c", _CODE, str(theirs.fileno()),
+                   str(os.getpid()), _PACKAGE_PARENT]
         self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()],
                                          stdin=subprocess.DEVNULL)
         theirs.close()
@@ -67,7 +72,10 @@ class ZygoteLink:
             self._process.wait()
             raise
         with self._lock:
-            self._sent_path = None  # a new zygote knows nothing of the caller's sys.path
+            # A new zygote knows nothing of the caller's sys.path, and its world is the
+            # caller's as it was when it started: sent again in full with the first fork.
+            self._sent_path = None
+            self._sent_world = None
             self._sock = ours
         self.up.set()
         return ours
@@ -77,8 +85,8 @@ class ZygoteLink:
         with self._lock:
             if self._sock is None:
                 raise WorkerStartupError("the zygote is not running")
-            if message[0] == "fork":  # under the lock, so requests and paths stay in order
-                message = (*message, self._path_update())
+            if message[0] == "fork":  # under the lock, so requests and updates stay in order
+                message = (*message, self._path_update(), self._world_update())
             socket.send_fds(self._sock, [pickle.dumps(message)], fds or [])
 
     def receive(self) -> tuple[Any, ...] | None:
@@ -101,9 +109,43 @@ class ZygoteLink:
         if self._process is not None:
             self._process.wait()
 
+    def _world_update(self) -> dict[str, Any] | None:
+        now = world.capture()
+        changed = world.changes(self._sent_world, now)
+        self._sent_world = now
+        return changed
+
     def _path_update(self) -> tuple[str, ...] | None:
         path = tuple(sys.path)
         if path == self._sent_path:
             return None
         self._sent_path = path
-        return path
+        return safe_path(path, os.getcwd(), sys.flags.safe_path)
+
+
+def safe_path(path: tuple[str, ...], cwd: str, safe: bool) -> tuple[str, ...]:
+    """The caller's ``sys.path`` as the zygote gets it: the entry Python put first for the
+    script's folder or the working directory (unless the caller itself ran with ``-P``),
+    and every relative entry, made absolute and placed after the standard library's
+    folders. Children still import the caller's own modules from there, but a file
+    planted in a folder the caller merely runs from cannot stand in for a standard
+    module the zygote imports later (it imports many after the caller did)."""
+    # (not "platstdlib": in a virtual environment that is the venv's lib/, which holds
+    # its site-packages)
+    stdlib = {os.path.normpath(sysconfig.get_path("stdlib"))}
+    kept: list[str] = []
+    moved: list[str] = []
+    for index, entry in enumerate(path):
+        absolute = os.path.normpath(os.path.join(cwd, entry))
+        if (index == 0 and not safe) or not os.path.isabs(entry):
+            moved.append(absolute)
+        else:
+            kept.append(entry)
+    def of_stdlib(entry: str) -> bool:  # its folder, lib-dynload in it, or the zip
+        entry = os.path.normpath(entry)
+        return entry.endswith(".zip") or any(
+            entry == lib or entry.startswith(lib + os.sep) for lib in stdlib)
+
+    last_stdlib = max((i for i, entry in enumerate(kept) if of_stdlib(entry)),
+                      default=len(kept) - 1)
+    return (*kept[:last_stdlib + 1], *moved, *kept[last_stdlib + 1:])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 import typing
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal, NamedTuple, TypedDict
@@ -80,6 +81,23 @@ def _size(name: str, value: Any) -> int | None:
     return None if value is None else parse_size(value, name=name)
 
 
+#: The smallest cap isolator takes. A bare child (the interpreter and isolator's child
+#: side) holds about 9 MiB here before it runs a line of the task; a cap below that, or
+#: just above it, would breach at random. Modules the zygote preloads add to every
+#: child's start (the engine checks that too, against the zygote's own size).
+MIN_CAP = 16 << 20
+
+
+def _cap(name: str, value: Any) -> int | None:
+    size = _size(name, value)
+    if size is not None and size < MIN_CAP:
+        raise ConfigurationError(
+            f"{name}={value!r} is below what a bare child needs: a child holds about 9 MiB "
+            f"(the interpreter and isolator) before it runs the task, so the floor is "
+            f"{MIN_CAP >> 20} MiB")
+    return size
+
+
 def _seconds(name: str, value: Any, *, optional: bool = True) -> float | None:
     if value is None and optional:
         return None
@@ -117,7 +135,24 @@ def _modules(name: str, value: Any) -> tuple[str, ...]:
             or not all(isinstance(m, str) for m in value):
         raise ConfigurationError(f"{name}={value!r}; expected a list of module names, "
                                  "e.g. ['numpy', 'mypkg.jobs']")
+    for module in value:
+        if not _importable(module):
+            raise ConfigurationError(f"{name}: no module named {module!r} can be imported "
+                                     "here (the zygote imports from the caller's sys.path)")
     return tuple(value)
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` exists, found as an import would (its parent package is
+    imported to look inside it; the module itself is not)."""
+    import importlib.util
+
+    if module in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent that is missing, or not a package
+        return False
 
 
 def _directory(name: str, value: Any) -> str | Default | None:
@@ -163,14 +198,14 @@ class LimitOptions(TypedDict, total=False):
         "the hard cap for the child's whole process tree: an int of bytes or a string such "
         "as `\"512MB\"`, `\"1.5GB\"`, `\"256MiB\"`. **Every unit is a power of 1024** "
         "(KB = KiB = 1024 bytes). Past it the tree is killed (`MemoryLimitExceeded`, kind "
-        "`\"hard\"`). None: no cap.",
-        _size, Flag("--max-mem", "SIZE"))]
+        "`\"hard\"`). None: no cap. At least 16 MiB: a bare child holds about 9.",
+        _cap, Flag("--max-mem", "SIZE"))]
     soft_mem: Annotated[int | str | None, Option(
         None,
         "where the child is interrupted with `MemoryLimitExceeded` (kind `\"soft\"`) at the "
         "line it is running, so it can still report. Default: `max_mem` less an eighth of "
         "it, at most 64 MiB less. Must not exceed `max_mem`.",
-        _size, Flag("--soft-mem", "SIZE"))]
+        _cap, Flag("--soft-mem", "SIZE"))]
     timeout: Annotated[float | None, Option(
         None,
         "seconds a task may run; past it the tree is killed (SIGTERM, `kill_grace`, "

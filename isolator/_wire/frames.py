@@ -23,6 +23,7 @@ without IDLE: the TASKs behind it never started and run on another worker.
 
 from __future__ import annotations
 
+import array
 import socket
 import struct
 
@@ -32,6 +33,7 @@ RESULT = 3
 RAISED = 4
 IDLE = 5  # a reused worker finished a task and tidied up; body: its RSS, 8 bytes
 CAPTURE = 6  # to a reused worker, before a TASK: track it with memray into this file
+FROM_CHILD = frozenset({HELLO, RESULT, RAISED, IDLE})  # all a child may send
 
 _HEADER = struct.Struct("!BQ")
 _CHUNK = 1 << 20
@@ -68,6 +70,22 @@ def frame(tag: int, body: bytes) -> list[bytes]:
     return [head, body]
 
 
+def recv_fds(sock: socket.socket, size: int, most: int) -> tuple[bytes, list[int]]:
+    """One message and the fds passed with it, each close-on-exec from the moment it
+    exists (``MSG_CMSG_CLOEXEC``): a program the receiver execs must not inherit them.
+    (The stdlib's ``socket.recv_fds`` drops its ``flags`` argument on this Python.)"""
+    data, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_LEN(most * _FD.itemsize),
+                                         socket.MSG_CMSG_CLOEXEC)
+    fds = array.array("i")
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds)
+
+
+_FD = array.array("i")
+
+
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     buffer = bytearray(size)
     view = memoryview(buffer)
@@ -86,11 +104,21 @@ def recv_frame(sock: socket.socket) -> tuple[int, bytes]:
     return tag, _recv_exactly(sock, size) if size else b""
 
 
-class FrameReader:
-    """Reassembles frames from whatever pieces a non-blocking reader got."""
+class FrameError(Exception):
+    """The peer sent what no frame of ours is: an unknown tag, or more than it may."""
 
-    def __init__(self) -> None:
+
+class FrameReader:
+    """Reassembles frames from whatever pieces a non-blocking reader got.
+
+    ``tags`` are the frames the peer may send and ``limit`` the largest body it may
+    announce: a header that breaks either raises ``FrameError`` before a byte of its
+    body is buffered, so a peer cannot make the reader hold more than it allows.
+    """
+
+    def __init__(self, tags: frozenset[int] | None = None, limit: int | None = None) -> None:
         self._buffer = bytearray()
+        self._tags, self.limit = tags, limit
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """The frames completed by ``data``, in order; a partial one waits for the rest."""
@@ -100,6 +128,11 @@ class FrameReader:
         start, end = 0, len(buffer)
         while end - start >= _HEADER.size:
             tag, size = _HEADER.unpack_from(buffer, start)
+            if self._tags is not None and tag not in self._tags:
+                raise FrameError(f"a frame with the unknown tag {tag}")
+            if self.limit is not None and size > self.limit:
+                raise FrameError(f"a frame of {size} bytes, more than the {self.limit} "
+                                 "it may send")
             stop = start + _HEADER.size + size
             if stop > end:
                 break

@@ -57,6 +57,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """Every descendant of ``pid`` alive now, parents before their children."""
+    found, stack = [], [pid]
+    while stack:
+        for child in children(stack.pop()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
 def self_rss() -> int:
     """This process's own RssAnon + RssShmem, in bytes."""
     reader = StatusReader(os.getpid())
