@@ -168,3 +168,22 @@ def swallow_in_an_asyncio_callback(mib: int) -> str:
 
 def kill_self_group() -> None:
     os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def fork_workers_sharing(mib: int, workers: int, private_mib: int, seconds: float) -> str:
+    """Hold ``mib`` MiB, fork ``workers`` children that share it copy-on-write, each of
+    which touches ``private_mib`` MiB of its own and waits ``seconds``; wait for them."""
+    import numpy as np
+
+    shared = np.ones(mib * MiB // 8)
+    pids = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            own = np.ones(private_mib * MiB // 8) if private_mib else None
+            time.sleep(seconds)
+            os._exit(0 if own is None or own.sum() else 1)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return f"{shared.sum():.0f}"

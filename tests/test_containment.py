@@ -252,3 +252,23 @@ def test_a_preload_module_that_does_not_exist_is_refused_at_construction() -> No
 
 def test_the_floor_is_in_the_docs() -> None:
     assert "At least 16 MiB" in (ROOT / "docs" / "api.md").read_text()
+
+
+# -- copy-on-write pages are counted once -----------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_children_sharing_a_tasks_pages_are_not_counted_once_each() -> None:
+    pytest.importorskip("numpy")
+    with IsolatedExecutor(1, max_mem="256MB") as ex:
+        # 64 MiB and four idle workers: 5 x 64 MiB by RSS, about 64 MiB really.
+        assert ex.submit(h.fork_workers_sharing, 64, 4, 0, 1.5).result(timeout=30)
+        peak = ex.statistics().peak_rss
+    assert peak < 160 * MiB, peak >> 20
+
+
+@pytest.mark.timeout(60)
+def test_what_forked_children_allocate_on_their_own_is_counted_in_full() -> None:
+    pytest.importorskip("numpy")
+    with pytest.raises(MemoryLimitExceeded) as caught:
+        isolated(max_mem="256MB")(h.fork_workers_sharing)(64, 4, 80, 10)
+    assert caught.value.peak >= 256 * MiB

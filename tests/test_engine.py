@@ -151,3 +151,20 @@ def test_if_the_loop_dies_every_pending_task_fails_and_the_next_call_works() -> 
     assert "next call: 7 True" in done.stdout
     assert "pool again: 9" in done.stdout
     assert "the engine's loop failed" in done.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("reused", [False, True])
+def test_payloads_bigger_than_a_socket_takes_at_once_are_written_in_full(
+        reused: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Forty 300 KB tasks sent ahead to two workers (or one 10 MB task per fresh child):
+    # the socket takes part, the rest must follow when it has room. (It once waited
+    # for the next task to be given instead, forever if none came.)
+    from isolator._engine import workers
+
+    monkeypatch.setattr(workers, "AHEAD_WORK", 10.0)
+    size, count = (300_000, 40) if reused else (10 << 20, 4)
+    with IsolatedExecutor(2, max_tasks_per_child=10**6 if reused else 1) as ex:
+        list(ex.map(len, [b"x"] * 50))
+        futures = [ex.submit(len, bytes(size)) for _ in range(count)]
+        assert [f.result(timeout=30) for f in futures] == [size] * count

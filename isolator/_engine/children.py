@@ -114,6 +114,7 @@ class Child:
         self.reader = _protocol.FrameReader(_protocol.FROM_CHILD, frame_limit(limits))
         self.outgoing: deque[bytes | memoryview] = deque()
         self.registered = True  # its socket is in the engine's selector
+        self.awaiting_write = False  # the selector watches it for room to write more
         self.hello = False  # it said HELLO (read before or after its exit)
         self.pid: int | None = None
         self.status = 0  # its wait status, once the zygote reaped it

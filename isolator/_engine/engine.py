@@ -263,12 +263,14 @@ class Engine:
     def _write(self, child: Child) -> None:
         if child.state is State.GONE or child.watch is None:
             return  # a reused worker is written to once its fresh RSS was read
-        writing = bool(child.outgoing)
         done = child.write_some()
         if done and child.state is State.RETIRING:
             _shut_write(child)
-        if child.registered and writing != (not done):
-            events = selectors.EVENT_READ | (0 if done else selectors.EVENT_WRITE)
+        # What the socket did not take now is written when it can take more: the loop
+        # watches for that only while something is left.
+        if child.registered and child.awaiting_write == done:
+            child.awaiting_write = not done
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if not done else 0)
             self._selector.modify(child.sock, events, child)
 
     # -- what schedulers and calls ask for (engine thread) -------------------------------

@@ -3,8 +3,11 @@
 The metric is ``RssAnon + RssShmem``: the memory a process really holds. ``RssFile``
 is left out on purpose, because file pages (a big file read through mmap, shared
 libraries) are reclaimable page cache, not memory the task can exhaust the machine with.
-Pages a child shares copy-on-write with the zygote count once per process, but the zygote
-is small and clean, so that error is a few MiB at most.
+A process alone in its tree counts its pages as its own: those it shares copy-on-write
+with the zygote are a few MiB at most (the zygote is small and clean). In a tree of
+several processes, which share the task's pages copy-on-write after a fork, each counts
+its proportional share instead (``PssReader``), so a 64 MiB array shared by five
+processes is 64 MiB, not 320.
 """
 
 from __future__ import annotations
@@ -34,6 +37,35 @@ class StatusReader:
         if match is None:  # zombies have no Rss lines
             return 0
         return (int(match.group(1)) + int(match.group(2))) * 1024
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+_PSS = re.compile(rb"Pss_Anon:\s+(\d+) kB\n(?:.*\n)*?Pss_Shmem:\s+(\d+) kB")
+
+
+class PssReader:
+    """A kept-open /proc/<pid>/smaps_rollup: the process's proportional share of its
+    anonymous and shared memory, pages shared copy-on-write with other processes counted
+    as a fraction. It walks the page tables, so it costs about 0.5 ms for 80 MiB (against
+    8 µs for ``StatusReader``): read only for trees of several processes, between samples."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, pid: int) -> None:
+        self._fd = os.open(f"/proc/{pid}/smaps_rollup", os.O_RDONLY | os.O_CLOEXEC)
+
+    def pss(self) -> int:
+        """Bytes of Pss_Anon + Pss_Shmem; 0 once the process is gone."""
+        try:
+            data = os.pread(self._fd, 4096, 0)
+        except OSError:
+            return 0
+        match = _PSS.search(data)
+        return (int(match.group(1)) + int(match.group(2))) * 1024 if match else 0
 
     def close(self) -> None:
         if self._fd >= 0:
