@@ -46,6 +46,7 @@ _HOME = {
     "recycle_on_idle_rss": "._model.recycle",
     "retry_if_memory_exceeded": "._model.retry",
     "retry_if_worker_lost": "._model.retry",
+    "zygote_modules": "._api.zygote",
 }
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "recycle_on_idle_rss",
     "retry_if_memory_exceeded",
     "retry_if_worker_lost",
+    "zygote_modules",
 ]
 
 
@@ -96,6 +98,7 @@ if TYPE_CHECKING:
     from ._api.decorator import IsolatedFunction, isolated
     from ._api.executor import IsolatedExecutor
     from ._api.pool import IsolatedPool
+    from ._api.zygote import zygote_modules
     from ._errors import (
         ConfigurationError,
         IsolatorError,

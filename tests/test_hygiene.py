@@ -53,8 +53,14 @@ def test_ctrl_c_kills_the_child_and_raises_keyboard_interrupt() -> None:
 
 @pytest.mark.timeout(60)
 def test_normal_exit_with_a_call_running_in_a_thread() -> None:
+    # Exit once the child runs (it has said HELLO), however loaded the machine is.
     body = ("threading.Thread(target=run, args=(60,), daemon=True).start()\n"
-            "import time; time.sleep(0.5)\n")
+            "import time\nfrom isolator._engine.engine import get_engine\n"
+            "engine, end = get_engine(), time.monotonic() + 20\n"
+            "while time.monotonic() < end and not engine.ask(\n"
+            "        lambda: any(c.hello for c in engine._children.values())):\n"
+            "    time.sleep(0.01)\n"
+            "time.sleep(0.3)  # from its HELLO to its first line\n")
     proc = subprocess.run([sys.executable, "-c", SCRIPT.format(body=body)], env=ENV,
                           capture_output=True, text=True, timeout=30, check=False)
     pids = [int(line) for line in proc.stdout.split()]

@@ -209,9 +209,54 @@ def join_cgroup(procs_file: str) -> None:
         os.close(fd)
 
 
+def _learned() -> bytes:
+    """The modules imported since the child started (or last said so), beyond isolator's
+    own: the engine has the zygote import them for the next child of the same function.
+    Nearly always nothing, known from the size of ``sys.modules`` alone."""
+    global _modules_seen
+    if len(sys.modules) == _modules_seen:
+        return b""
+    _modules_seen = len(sys.modules)
+    new = [name for name in list(sys.modules) if name not in _known]
+    _known.update(new)
+    if not _clean():  # a module whose import starts a thread must not reach the zygote
+        return b""
+    return "\n".join(name for name in new if not name.startswith(_UNLEARNED)).encode()
+
+
+def _clean() -> bool:
+    """The task left no Python thread and no connection of its own behind."""
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return False
+    sockets = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            continue
+    return sockets <= 1  # its own, to the engine
+
+
+_UNLEARNED = ("__main__", "__mp_main__", "isolator")
+_known: set[str] = set()  # modules the child had when it started, or has reported
+_modules_seen = 0
+
+
+def _send_outcome(sock: socket.socket, tag: int, payload: bytes, *more: bytes) -> None:
+    """The outcome, what the task taught us (if anything), and ``more``, in one write."""
+    learned = _learned()
+    frames = [_protocol.header(tag, len(payload)), payload]
+    if learned:
+        frames += [_protocol.header(_protocol.LEARNED, len(learned)), learned]
+    _protocol.send_buffers(sock, [*frames, *more])
+
+
 def _serve(sock: socket.socket, reuse: bool) -> int:
-    global _sock
+    global _sock, _modules_seen
     _sock = sock
+    _known.update(sys.modules)
+    _modules_seen = len(sys.modules)
     held = 0
     me = StatusReader(os.getpid()) if reuse else None
     global _job_capture
@@ -227,7 +272,7 @@ def _serve(sock: socket.socket, reuse: bool) -> int:
         if me is None or _breached:
             # A worker whose task breached is not trusted with another: it leaves
             # without IDLE, and the task sent behind this one runs elsewhere.
-            _protocol.send_frame(sock, tag, payload)
+            _send_outcome(sock, tag, payload)
             return 0
         end_descendants()  # nothing a task started outlives it, or meets the next one
         # Between tasks: give back what the task freed and say what is still held (what
@@ -236,15 +281,15 @@ def _serve(sock: socket.socket, reuse: bool) -> int:
         # outcome and IDLE go out in one write.
         now = me.rss()
         if now > held + _TIDY_THRESHOLD:
-            _protocol.send_frame(sock, tag, payload)
+            _send_outcome(sock, tag, payload)
             gc.collect()
             _platform.malloc_trim()
             held = me.rss()
             _protocol.send_frame(sock, _protocol.IDLE, held.to_bytes(8, "big"))
         else:
             held = now
-            sock.sendall(_protocol.header(tag, len(payload)) + payload
-                         + _protocol.header(_protocol.IDLE, 8) + held.to_bytes(8, "big"))
+            _send_outcome(sock, tag, payload,
+                          _protocol.header(_protocol.IDLE, 8) + held.to_bytes(8, "big"))
 
 
 _TIDY_THRESHOLD = 1 << 20

@@ -19,8 +19,10 @@ file descriptors passed alongside with SCM_RIGHTS)::
     engine -> zygote       ("fork", task_id, ChildSpec, warm, sys_path, world)
                            fds: sock, out, err (sys_path, world: None unless changed)
                            | ("kill", task_id)   (a child that never said HELLO)
+                           | ("warm", modules, cap)   (import them for the next children)
     zygote -> engine       ("ready", pid) | ("exited", task_id, pid, wait_status)
                            | ("failed", task_id, message)
+                           | ("preloaded", [module, ...], {refused module: why})
 
 The child's pid reaches the engine in the child's own HELLO, not from here: the
 engine starts watching a child when its HELLO arrives, within a fraction of the
@@ -30,7 +32,6 @@ sampler's first interval.
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import pickle
 import select
@@ -45,6 +46,7 @@ from .._wire import platform as _platform
 from .._wire.procfs import children, descendants
 from . import child as _child
 from . import forensics_hook as _child_forensics
+from .preload import Preloader
 
 MAX_MESSAGE = 1 << 20
 REAP_WITHIN = 1.0  # seconds the exiting zygote waits for the children it has just killed
@@ -55,7 +57,7 @@ class _Zygote:
         self.ctrl = ctrl
         self.wake = (wake_r, wake_w)
         self.tasks: dict[int, int] = {}  # child pid -> task id
-        self.warmed: set[str] = set()
+        self.preloader = Preloader()
         self.spare: tuple[int, socket.socket] | None = None
         self.baseline_stale = True
 
@@ -88,6 +90,12 @@ class _Zygote:
                 if task_id == request[1]:
                     _killpg(pid)
             return True
+        if request[0] == "warm":  # what the children of a function imported: for the next
+            if self.warm_up(request[1], request[2]):
+                self.drop_spare()  # forked without it
+                self.baseline_stale = True
+            self.make_spare()
+            return True
         _, task_id, spec, warm, sys_path, changed = request
         try:
             if changed is not None:  # the caller's environment, umask, argv or limits
@@ -95,7 +103,7 @@ class _Zygote:
                 self.drop_spare()  # it was forked into the world as it was
             if sys_path is not None:
                 sys.path[:] = sys_path
-            if self.warm_up(warm) or sys_path is not None:
+            if self.warm_up(warm, spec.limit) or sys_path is not None:
                 self.drop_spare()  # it was forked without what this task needs
                 self.baseline_stale = True
             if spec.forensics != "off" and self.baseline_stale:
@@ -165,16 +173,15 @@ class _Zygote:
             self.spare[1].close()  # EOF: the spare exits by itself; reap() collects it
             self.spare = None
 
-    def warm_up(self, modules: tuple[str, ...]) -> bool:
-        """Import what children will need; True when anything new was imported."""
-        fresh = [name for name in modules if name not in self.warmed]
-        for name in fresh:
-            self.warmed.add(name)
-            try:
-                importlib.import_module(name)
-            except BaseException:  # noqa: BLE001 - the child will meet the error itself
-                continue
-        return bool(fresh)
+    def warm_up(self, modules: tuple[str, ...], cap: int | None) -> bool:
+        """Import what children will need (what is safe to); True when anything new was
+        imported. The engine hears what was loaded and refused, and why."""
+        if not modules:
+            return False
+        loaded, refused = self.preloader.warm(modules, cap)
+        if loaded or refused:
+            self.send("preloaded", loaded, refused)
+        return bool(loaded)
 
     def reap(self) -> None:
         reaped = False

@@ -58,14 +58,16 @@ class Job:
     outcome comes after its report was made (off the loop) and attached.
     """
 
-    __slots__ = ("capture", "child", "done", "finished", "limits", "name", "native_missing",
-                 "payload", "reporting", "started_at", "stop_reason", "t0", "timeout",
-                 "warm")
+    __slots__ = ("capture", "child", "done", "finished", "learn", "limits", "name",
+                 "native_missing", "payload", "reporting", "started_at", "stop_reason", "t0",
+                 "timeout", "warm")
 
     def __init__(self, payload: bytes, limits: Limits, reporting: Reporting, name: str,
-                 warm: tuple[str, ...], done: Callable[[Job, Outcome], None]) -> None:
+                 warm: tuple[str, ...], done: Callable[[Job, Outcome], None],
+                 learn: bool = True) -> None:
         self.payload, self.limits, self.reporting = payload, limits, reporting
         self.name, self.warm, self.done = name, warm, done
+        self.learn = learn  # what its task imports is preloaded for the next of its kind
         self.child: Child | None = None
         self.finished = False
         self.stop_reason: str | None = None  # "timeout", "cancelled" or "startup"

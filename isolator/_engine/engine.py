@@ -53,6 +53,7 @@ from .._wire.spec import ChildSpec
 from . import native as _native
 from .cgroups.layer import CgroupLayer
 from .children import Child, Job, Outcome, Owner, State, frame_limit
+from .learning import Learning
 from .offload import IsolatorFuture, Offload, mark_engine_thread
 from .outcome import Ending, resolve
 from .postmortem import Facts, build
@@ -89,6 +90,9 @@ class Engine:
         self._unsent: dict[Child, None] = {}  # children with frames to write this round
         self._schedulers: weakref.WeakSet[Any] = weakref.WeakSet()
         self._cgroups = CgroupLayer()
+        self.learning = Learning()
+        self.preloaded: list[str] = []  # what the zygote imported for its children
+        self.refused: dict[str, str] = {}  # and what it would not, with why
         self.closed = False  # no new work: shut down, or the loop died
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -190,7 +194,12 @@ class Engine:
         self._close()
 
     def _turn(self) -> None:
-        for key, events in self._selector.select(self.timers.sleep_for()):
+        ready = self._selector.select(self.timers.sleep_for())
+        # Children before the zygote: a child that said HELLO, ran and exited at once has
+        # its frames and its exit in the same round, and read first they are a task that
+        # ran (watched, with its peak), not one whose HELLO is found after its death.
+        ready.sort(key=lambda item: not isinstance(item[0].data, Child))
+        for key, events in ready:
             self._handle(key.data, events)
         for action in self.timers.due():
             self._guarded(action)
@@ -233,6 +242,9 @@ class Engine:
         if message is None:
             self._zygote_lost()
             return
+        if message[0] == "preloaded":
+            self._on_preloaded(*message[1:])
+            return
         kind, child_id, *rest = message
         child = self._children.get(child_id)
         if child is None:
@@ -243,6 +255,13 @@ class Engine:
             self._on_exit(child)
         elif kind == "failed":
             self._lost(child, WorkerStartupError(f"the zygote could not fork: {rest[0]}"))
+
+    def _on_preloaded(self, loaded: list[str], refused: dict[str, str]) -> None:
+        self.preloaded += loaded
+        for module, why in refused.items():
+            if module not in self.refused:  # said once: it is never tried again
+                _log.warning("isolator: the zygote does not preload %s: %s", module, why)
+        self.refused.update(refused)
 
     def _on_child(self, child: Child, events: int) -> None:
         if child.state is State.GONE:  # finished earlier in this same round of events
@@ -296,7 +315,7 @@ class Engine:
         child = self._new_child(job.limits, job.reporting, None, job)
         if child is not None:
             child.write_some()  # it reads its task right after HELLO, without waiting for us
-            self._fork(child, job.warm)
+            self._fork(child, self._warm(job))
 
     def start_worker(self, owner: Owner, limits: Limits, reporting: Reporting,
                      warm: tuple[str, ...], job: Job | None = None) -> Child | None:
@@ -304,8 +323,13 @@ class Engine:
         (the job has failed then)."""
         child = self._new_child(limits, reporting, owner, job)
         if child is not None:
-            self._fork(child, warm)
+            self._fork(child, self._warm(job) if job is not None else warm)
         return child
+
+    def _warm(self, job: Job) -> tuple[str, ...]:
+        """What the zygote imports before forking ``job``'s child: what the caller named
+        and what earlier tasks of the same function imported."""
+        return (*job.warm, *self.learning.modules_for(job.name)) if job.learn else job.warm
 
     def give(self, child: Child, job: Job) -> None:
         """A reused worker's next job; a busy one is sent it now and runs it next."""
@@ -416,6 +440,8 @@ class Engine:
                     self._on_hello(child, value)
             elif tag == _protocol.IDLE:
                 self._on_idle(child, value, gone)
+            elif tag == _protocol.LEARNED:
+                self._on_learned(child, value[1])
             else:
                 self._on_outcome(child, value)
 
@@ -467,6 +493,19 @@ class Engine:
             return
         ok, value, heap = resolve(message, lambda: _ending(child, job, False))
         self._finish(job, ok, value, heap)
+
+    def _on_learned(self, child: Child, body: bytes) -> None:
+        job = child.current
+        if job is None or not job.learn:
+            return
+        modules = body.decode().split("\n")
+        self.learning.learn(job.name, modules)
+        # Now, not at the next fork request: the zygote imports while the other
+        # children run, and the next of its kind is forked warm without waiting.
+        try:
+            self._zygote.send(("warm", tuple(modules), job.limits.max_mem))
+        except (OSError, WorkerStartupError):  # it is gone: its loss is on the way
+            pass
 
     def _on_idle(self, child: Child, rss: int, gone: bool) -> None:
         job = child.current

@@ -37,6 +37,7 @@ class ZygoteLink:
         self._process: subprocess.Popen[bytes] | None = None
         self._sent_path: tuple[str, ...] | None = None
         self._sent_world: world.World | None = None
+        self._sent_warm: set[str] = set()  # modules a fork request named to this zygote
         self.up = threading.Event()  # set while a zygote takes requests
 
     @property
@@ -76,6 +77,7 @@ class ZygoteLink:
             # caller's as it was when it started: sent again in full with the first fork.
             self._sent_path = None
             self._sent_world = None
+            self._sent_warm = set()
             self._sock = ours
         self.up.set()
         return ours
@@ -86,7 +88,13 @@ class ZygoteLink:
             if self._sock is None:
                 raise WorkerStartupError("the zygote is not running")
             if message[0] == "fork":  # under the lock, so requests and updates stay in order
-                message = (*message, self._path_update(), self._world_update())
+                kind, child_id, spec, warm = message
+                message = (kind, child_id, spec, self._unasked(warm), self._path_update(),
+                           self._world_update())
+            elif message[0] == "warm":
+                message = ("warm", self._unasked(message[1]), message[2])
+                if not message[1]:
+                    return
             socket.send_fds(self._sock, [pickle.dumps(message)], fds or [])
 
     def receive(self) -> tuple[Any, ...] | None:
@@ -108,6 +116,12 @@ class ZygoteLink:
         """Reap the zygote after ``close`` (it exits within a second of it)."""
         if self._process is not None:
             self._process.wait()
+
+    def _unasked(self, modules: tuple[str, ...]) -> tuple[str, ...]:
+        """The modules this zygote was never asked to import (it remembers the rest)."""
+        fresh = tuple(m for m in modules if m not in self._sent_warm)
+        self._sent_warm.update(fresh)
+        return fresh
 
     def _world_update(self) -> dict[str, Any] | None:
         now = world.capture()

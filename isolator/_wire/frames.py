@@ -11,6 +11,8 @@ touch this socket.
                                           a reused worker's after its HELLO
       │ ── RESULT(pickle) ─────────▶ │   or
       │ ── RAISED(exc, traceback) ─▶ │
+      │ ── [LEARNED(modules)] ─────▶ │   what the task imported that the child did not
+                                          have: the zygote preloads it next time
       │ ── IDLE(rss) ──────────────▶ │   reused workers only: tidied, taking the next
       │ ◀─── [CAPTURE] TASK ... / EOF │   TASK (after CAPTURE(path) at the deep forensics
                                            level); EOF retires the worker
@@ -33,7 +35,8 @@ RESULT = 3
 RAISED = 4
 IDLE = 5  # a reused worker finished a task and tidied up; body: its RSS, 8 bytes
 CAPTURE = 6  # to a reused worker, before a TASK: track it with memray into this file
-FROM_CHILD = frozenset({HELLO, RESULT, RAISED, IDLE})  # all a child may send
+LEARNED = 7  # after an outcome: the modules the task imported (newline-separated names)
+FROM_CHILD = frozenset({HELLO, RESULT, RAISED, IDLE, LEARNED})  # all a child may send
 
 _HEADER = struct.Struct("!BQ")
 _CHUNK = 1 << 20
@@ -60,6 +63,25 @@ def send_frame(sock: socket.socket, tag: int, body: bytes = b"") -> None:
         sock.sendall(head[sent:])
         sent = len(head)
     sock.sendall(memoryview(body)[sent - len(head):])
+
+
+def send_buffers(sock: socket.socket, buffers: list[bytes]) -> None:
+    """Send the buffers in order as one stream, in as few writes as the socket allows:
+    small ones joined (one write, one wake-up of the peer), a big body gathered with
+    ``sendmsg`` rather than copied."""
+    total = sum(len(b) for b in buffers)
+    if total <= _SMALL:
+        sock.sendall(b"".join(buffers))
+        return
+    views = [memoryview(b) for b in buffers if b]
+    while views:
+        sent = sock.sendmsg(views)
+        while sent:
+            if sent < len(views[0]):
+                views[0] = views[0][sent:]
+                break
+            sent -= len(views[0])
+            views.pop(0)
 
 
 def frame(tag: int, body: bytes) -> list[bytes]:
