@@ -92,11 +92,21 @@ def function_name(fn: Callable[..., Any]) -> str:
     return f"{module}.{getattr(inner, '__qualname__', type(inner).__name__)}"
 
 
+def task_payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+                 ) -> bytes:
+    """The pickle a child runs: ``(fn, args, kwargs)``, multiprocessing's objects in it
+    sent as for a child being spawned."""
+    from .mpobjects import OBJECTS
+
+    return pickling.dumps((fn, args, kwargs), what="function and its arguments",
+                          extension=OBJECTS)
+
+
 def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  settings: CallSettings) -> Any:
     """Run ``fn(*args, **kwargs)`` in a fresh child and return its result or raise;
     with a retry policy, again in a fresh child (with a larger cap if it escalates)."""
-    payload = pickling.dumps((fn, args, kwargs), what="function and its arguments")
+    payload = task_payload(fn, args, kwargs)
     warm = warm_modules(fn, payload, settings.preload)
     name = function_name(fn)
     limits, retry = settings.limits, settings.retry

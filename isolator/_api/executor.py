@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -13,23 +15,52 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
 from .._child.calls import run_chunk, with_initializer
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, PoolClosed
 from .._model.options import PoolOptions, docstring
 from .._model.recycle import recycle_after_tasks, recycle_any, recycle_base
 from .._model.settings import settle
 from .._model.statistics import Statistics
 from .._model.values import Limits, Reporting
+from .._wire import pickling
 from .decorator import function_name
 from .handle import PoolHandle
+from .mpobjects import OBJECTS
 
 T = TypeVar("T")
 
 
+_interpreter_exiting = False
+
+
+def _mark_exit() -> None:
+    global _interpreter_exiting
+    _interpreter_exiting = True
+
+
+# As concurrent.futures.process does: once the interpreter has begun to exit (threading's
+# own exit hooks run before any atexit handler), an executor takes no new work.
+getattr(threading, "_register_atexit")(_mark_exit)  # noqa: B009 - private, as the stdlib's
+
+
 def start_context(value: object, name: str) -> None:
-    """Accept a stdlib pool's start-method context and ignore it: every child is forked
-    from isolator's zygote, a fresh interpreter, whatever it says (docs/pools.md)."""
-    if value is not None and not isinstance(value, BaseContext):
-        raise ConfigurationError(f"{name}={value!r} is not a multiprocessing context")
+    """Accept a stdlib pool's start-method context, multiprocessing's or multiprocess's,
+    and ignore it: every child is forked from isolator's zygote, a fresh interpreter,
+    whatever it says (docs/pools.md)."""
+    if value is None or isinstance(value, BaseContext):
+        return
+    fork = sys.modules.get("multiprocess.context")  # imported, if one of its contexts exists
+    if fork is not None and isinstance(value, fork.BaseContext):
+        return
+    raise ConfigurationError(f"{name}={value!r} is not a multiprocessing context")
+
+
+# What the stdlib says for each, so that code matching its message keeps matching.
+_STDLIB_WORDS = {
+    "max_workers": "max_workers must be greater than 0",
+    "processes": "Number of processes must be at least 1",
+    "max_tasks_per_child": "max_tasks_per_child must be >= 1",
+    "maxtasksperchild": "maxtasksperchild must be a positive int or None",
+}
 
 
 def worker_count(value: int | None, name: str) -> int:
@@ -37,7 +68,8 @@ def worker_count(value: int | None, name: str) -> int:
     if value is None:
         return os.cpu_count() or 1
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name}={value!r} must be a positive int or None")
+        words = _STDLIB_WORDS.get(name, f"{name} must be at least 1")
+        raise ConfigurationError(f"{words}: {name}={value!r} (a positive int, or None)")
     return value
 
 
@@ -78,6 +110,11 @@ class Work:
                  initargs: tuple[Any, ...]) -> None:
         if initializer is not None and not callable(initializer):
             raise ConfigurationError(f"initializer={initializer!r} is not callable")
+        if initializer is not None:
+            # Sent with every unit: what cannot go to a child (a Queue made in the fork
+            # context) is said now, not by every task failing.
+            pickling.dumps(tuple(initargs), what="initializer's arguments",
+                           extension=OBJECTS)
         self.pool = pool
         self._initializer, self._initargs = initializer, tuple(initargs)
         self._token = f"{os.getpid()}:{id(self)}:{time.monotonic_ns()}"  # names this pool
@@ -129,6 +166,8 @@ class IsolatedExecutor(Executor):
 
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                 name: str) -> Future[Any]:
+        if _interpreter_exiting:
+            raise PoolClosed("cannot schedule new futures after interpreter shutdown")
         return self._work.submit(fn, args, kwargs, name)
 
     def map(self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None,
@@ -193,16 +232,29 @@ every deliberate difference from ``ProcessPoolExecutor``.
 
 def _results_in_order(futures: list[Future[Any]], end: float | None,
                       flatten: bool) -> Iterator[Any]:
+    # As concurrent.futures does: neither a future nor a result is kept in this frame
+    # while it waits at a yield, so what the caller has dropped is freed.
     try:
         futures.reverse()
         while futures:
             remaining = None if end is None else end - time.monotonic()
-            result = futures[-1].result(remaining)
-            futures.pop()
             if flatten:
-                yield from result
+                chunk = _result_or_cancel(futures.pop(), remaining)
+                chunk.reverse()
+                while chunk:
+                    yield chunk.pop()
             else:
-                yield result
+                yield _result_or_cancel(futures.pop(), remaining)
     finally:
         for future in futures:
             future.cancel()
+
+
+def _result_or_cancel(future: Future[Any], timeout: float | None) -> Any:
+    try:
+        try:
+            return future.result(timeout)
+        finally:
+            future.cancel()  # a timed-out one is not waited for any longer
+    finally:
+        del future  # no cycle through the exception's traceback

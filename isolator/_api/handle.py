@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, PoolClosed, SerializationError
 from .._model.statistics import Statistics
-from .._wire import pickling
-from .decorator import warm_modules
+from .decorator import task_payload, warm_modules
 
 if TYPE_CHECKING:
     from .._engine.engine import Engine
@@ -57,7 +56,7 @@ class PoolHandle:
             engine, scheduler = self._feed()
         future: IsolatorFuture[Any] = IsolatorFuture()
         try:
-            payload = pickling.dumps((fn, args, kwargs), what="function and its arguments")
+            payload = task_payload(fn, args, kwargs)
         except SerializationError as exc:
             future.set_exception(exc)
             engine.call_soon(lambda: scheduler.rejected(future))
