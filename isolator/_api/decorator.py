@@ -44,6 +44,16 @@ class IsolatedFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return run_isolated(self, args, kwargs, self.__isolated_options__)  # type: ignore[no-any-return]
 
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The call, awaited: ``await fn.aio(*args)`` runs it in a fresh child as a call
+        does, without blocking the event loop while the child runs. Cancelling the
+        await (``task.cancel()``, ``asyncio.wait_for``'s timeout) kills the child
+        (SIGTERM, ``kill_grace``, SIGKILL)."""
+        from .aio import run_isolated_async
+
+        return await run_isolated_async(self, args, kwargs,  # type: ignore[no-any-return]
+                                        self.__isolated_options__)
+
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         # So that an isolated method receives its instance like a plain function would.
         return self if instance is None else types.MethodType(self, instance)
