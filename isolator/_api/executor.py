@@ -120,11 +120,11 @@ class Work:
         self._token = f"{os.getpid()}:{id(self)}:{time.monotonic_ns()}"  # names this pool
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               name: str) -> Future[Any]:
+               name: str, warm: tuple[str, ...] = ()) -> Future[Any]:
         if self._initializer is not None:
             fn, args = with_initializer, (self._token, self._initializer, self._initargs, fn,
                                           *args)
-        return self.pool.submit(fn, args, kwargs, name)
+        return self.pool.submit(fn, args, kwargs, name, warm)
 
     def terminate(self) -> None:
         """Cancel pending work, kill every running child, and wait until they are gone."""
@@ -165,10 +165,10 @@ class IsolatedExecutor(Executor):
         return self._submit(fn, args, kwargs, function_name(fn))
 
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                name: str) -> Future[Any]:
+                name: str, warm: tuple[str, ...] = ()) -> Future[Any]:
         if _interpreter_exiting:
             raise PoolClosed("cannot schedule new futures after interpreter shutdown")
-        return self._work.submit(fn, args, kwargs, name)
+        return self._work.submit(fn, args, kwargs, name, warm)
 
     def map(self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1) -> Iterator[T]:

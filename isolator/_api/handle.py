@@ -46,7 +46,9 @@ class PoolHandle:
         _register(self)
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               name: str) -> Future[Any]:
+               name: str, warm: tuple[str, ...] = ()) -> Future[Any]:
+        """Queue ``fn(*args, **kwargs)``; ``warm`` names modules for the zygote to import
+        beyond ``fn``'s own (a wrapper's, such as joblib's batch, hides the real ones)."""
         from .._engine.offload import IsolatorFuture
         from .._engine.scheduler import Unit
 
@@ -61,7 +63,7 @@ class PoolHandle:
             future.set_exception(exc)
             engine.call_soon(lambda: scheduler.rejected(future))
             return future
-        unit = Unit(future, payload, warm_modules(fn, payload, self.preload),
+        unit = Unit(future, payload, warm_modules(fn, payload, self.preload + warm),
                     self.settings.limits, name)
         engine.call_soon(lambda: scheduler.add(unit), future.set_exception)
         return future
