@@ -161,6 +161,15 @@ def add_to(value: Any, n: int) -> int:
         return int(value.value)
 
 
+def set_event(event: Any) -> bool:
+    event.set()
+    return bool(event.is_set())
+
+
+def total(array: Any) -> int:
+    return sum(array[:])
+
+
 def put_then_return(queue: Any, items: list[Any]) -> int:
     for item in items:
         queue.put(item)

@@ -150,8 +150,19 @@ def test_spawn_context_objects_work_as_arguments_too(family: str) -> None:
         joinable.join()  # the child's task_done() counted
         assert pool.apply(fw.send_on, (writer, "over the pipe"))
         assert reader.recv() == "over the pipe"
-    with pytest.raises(RuntimeError, match="through inheritance"):
-        pickle.dumps(value)  # what the stdlib's pools do with it outside inheritance
+        event, simple = spawn.Event(), spawn.SimpleQueue()
+        assert pool.apply(fw.set_event, (event,)) and event.is_set()
+        assert pool.apply(fw.total, (spawn.Array("i", [1, 2, 3]),)) == 6
+        assert pool.apply(fw.put_then_return, (simple, ["simple"])) == 1
+        assert simple.get() == "simple"
+        lock = FAMILIES[family].get_context("forkserver").Lock()  # named, as spawn's
+        assert pool.apply(fw.try_acquire, (lock,))
+        with lock:
+            assert not pool.apply(fw.try_acquire, (lock,))
+    with pool_of("multiprocessing.Pool", 1) as stdlib:  # refuses them outside inheritance
+        for made in (value, queue):
+            with pytest.raises(RuntimeError, match="through inheritance"):
+                stdlib.apply(fw.identity, (made,))
 
 
 # -- what cannot, refused at submit ----------------------------------------------------------
@@ -187,17 +198,26 @@ def test_fork_context_objects_are_refused_with_what_to_use_instead(
 
 
 @pytest.mark.timeout(60)
-def test_a_duplex_pipe_is_refused_a_one_way_pipe_is_not() -> None:
+@pytest.mark.parametrize("kind", ["multiprocessing.Pool", "IsolatedPool"])
+def test_a_one_way_pipe_works_a_duplex_one_is_refused(kind: str) -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
     left, right = multiprocessing.Pipe()  # a socketpair: cannot be reopened through /proc
-    with IsolatedExecutor(1) as ex:
-        error = ex.submit(fw.send_on, right, 1).exception(timeout=30)
-        assert isinstance(error, PicklingFailed)
-        assert "duplex" in str(error) and "Pipe(duplex=False)" in str(error)
-        reader, writer = multiprocessing.Pipe(duplex=False)
-        assert ex.submit(fw.send_on, writer, 2).result(timeout=30)
-        assert reader.recv() == 2
+    with pool_of(kind, 1) as pool:
+        assert pool.apply(fw.send_on, (writer, 1))
+        assert reader.recv() == 1
+        if kind in ISOLATOR:
+            with pytest.raises(PicklingFailed) as caught:
+                pool.apply(fw.send_on, (right, 2))
+            assert "duplex" in str(caught.value)
+            assert "Pipe(duplex=False)" in str(caught.value)
+        else:  # sent through the caller's resource-sharing thread
+            assert pool.apply(fw.send_on, (right, 2))
+            assert left.recv() == 2
     for end in (left, right, reader, writer):
         end.close()
+    from multiprocessing import resource_sharer
+
+    resource_sharer.stop(timeout=5)  # the stdlib's sharing thread, started for the socket
 
 
 # -- the authkey is a secret ----------------------------------------------------------------
