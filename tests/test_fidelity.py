@@ -406,3 +406,23 @@ def test_either_familys_contexts_and_timeout_errors_are_taken(family: Any) -> No
         error = outcome(lambda: pool.apply(fw.return_unpicklable))
     assert isinstance(error, multiprocessing.pool.MaybeEncodingError)
     assert isinstance(error, multiprocess.pool.MaybeEncodingError)  # imported here
+
+
+def test_the_new_errors_pickle_with_their_facts() -> None:
+    from isolator import ResultEncodingError
+    from isolator._api import pool_errors
+
+    variant = pool_errors.ResultEncodingErrorMultiprocess
+    errors: list[BaseException] = [
+        PicklingFailed("no", what="result", value="<x>", reason="TypeError('t')"),
+        UnpicklingFailed("no", what="exception"),
+        RemoteError("the task raised E: m", type_name="m.E", message="m"),
+        ResultEncodingError("no", value="<x>", reason="TypeError('t')"),
+        variant("no", value="<x>", reason="TypeError('t')"),
+    ]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error) and vars(copy) == vars(error)
+    assert isinstance(errors[-1], multiprocess.pool.MaybeEncodingError)
+    assert str(errors[-1]) == "Error sending result: '<x>'. Reason: 'TypeError('t')'"

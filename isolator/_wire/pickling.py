@@ -228,11 +228,15 @@ def _exception_envelope(exc: BaseException) -> bytes:
         own = _dumps(exc, "exception", True, None)
     except PicklingFailed as failure:
         why = str(failure.__cause__ or failure)
-    try:
-        parts = _dumps((cls, exc.args, dict(getattr(exc, "__dict__", {}))), "exception",
-                       True, None)
-    except PicklingFailed as failure:
-        why = why or str(failure.__cause__ or failure)
+    # Only a class with an __init__ (or __new__) of its own may fail to be called again
+    # with its args; the others need no second pickle of their state.
+    if own is None or any(isinstance(getattr(cls, name, None), types.FunctionType)
+                          for name in ("__init__", "__new__")):
+        try:
+            parts = _dumps((cls, exc.args, dict(getattr(exc, "__dict__", {}))),
+                           "exception", True, None)
+        except PicklingFailed as failure:
+            why = why or str(failure.__cause__ or failure)
     try:
         message = str(exc)
     except Exception as failure:  # noqa: BLE001 - the type alone still says something
