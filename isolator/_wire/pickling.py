@@ -15,10 +15,8 @@ faster, and it is what most calls need. Three cases need more:
   can, so it is written as a reference that the caller resolves against its own
   ``__main__``, and ``except MyError`` keeps working there.
 
-An exception a child sends is wrapped so that loading it never fails: it comes back as
-itself, or rebuilt from its class, ``args`` and ``__dict__`` (an ``__init__`` that takes
-other arguments than ``args`` cannot be called again), or as a ``RemoteError`` that
-still says its type and message. Either way the reader is plain ``pickle.loads``.
+An exception a child sends is wrapped so that loading it never fails (``exceptions``).
+Either way the reader is plain ``pickle.loads``.
 """
 
 from __future__ import annotations
@@ -32,11 +30,10 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
-from .._errors import PicklingFailed, RemoteError, UnpicklingFailed
+from .._errors import PicklingFailed, UnpicklingFailed
 
 PROTOCOL = 5
 _MAIN_MARKER = b"__main__"
-_HEAPTYPE = 1 << 9
 
 
 class Refused(Exception):
@@ -124,11 +121,12 @@ def dumps(obj: Any, *, what: str = "value", in_child: bool = False,
     """Pickle ``obj`` for the other side; ``PicklingFailed`` (a ``SerializationError``
     and a ``pickle.PicklingError``) when nothing can, the pickler's error as its cause."""
     if in_child and isinstance(obj, BaseException):
-        return _exception_envelope(obj)
-    return _dumps(obj, what, in_child, extension)
+        return exceptions.envelope(obj)
+    return pickled(obj, what, in_child, extension)
 
 
-def _dumps(obj: Any, what: str, in_child: bool, extension: Extension | None) -> bytes:
+def pickled(obj: Any, what: str, in_child: bool, extension: Extension | None) -> bytes:
+    """``dumps`` without the exception wrapper."""
     first: Exception | None = None
     try:
         data = pickle.dumps(obj, PROTOCOL)
@@ -206,82 +204,6 @@ def needs_dill(data: bytes) -> bool:
     return isinstance(data, _DillPickle)
 
 
-# -- exceptions a child sends ---------------------------------------------------------------
-
-class _Envelope:
-    """An exception as a child sends it: its own pickle, its class with ``args`` and
-    ``__dict__``, and its type and message as text, each used if the one before fails."""
-
-    def __init__(self, own: bytes | None, parts: bytes | None, type_name: str, message: str,
-                 why: str) -> None:
-        self.fields = (own, parts, type_name, message, why)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (load_exception, self.fields)
-
-
-def _exception_envelope(exc: BaseException) -> bytes:
-    cls = type(exc)
-    why = ""
-    own = parts = None
-    try:
-        own = _dumps(exc, "exception", True, None)
-    except PicklingFailed as failure:
-        why = str(failure.__cause__ or failure)
-    # Only a class with an __init__ (or __new__) of its own may fail to be called again
-    # with its args; the others need no second pickle of their state.
-    if own is None or any(isinstance(getattr(cls, name, None), types.FunctionType)
-                          for name in ("__init__", "__new__")):
-        try:
-            parts = _dumps((cls, exc.args, dict(getattr(exc, "__dict__", {}))),
-                           "exception", True, None)
-        except PicklingFailed as failure:
-            why = why or str(failure.__cause__ or failure)
-    try:
-        message = str(exc)
-    except Exception as failure:  # noqa: BLE001 - the type alone still says something
-        message = f"<str() raised {type(failure).__name__}>"
-    type_name = f"{cls.__module__}.{cls.__qualname__}"
-    return pickle.dumps(_Envelope(own, parts, type_name, message, why), PROTOCOL)
-
-
-def load_exception(own: bytes | None, parts: bytes | None, type_name: str, message: str,
-                   why: str) -> BaseException:
-    """The exception a child sent, rebuilt as well as this process can (unpickling)."""
-    reason: BaseException | None = None
-    if own is not None:
-        try:
-            exc = pickle.loads(own)
-            if isinstance(exc, BaseException):
-                return exc
-        except BaseException as failure:  # noqa: BLE001 - an __init__ that needs other arguments
-            reason = failure
-    if parts is not None:
-        try:
-            cls, args, state = pickle.loads(parts)
-            return _rebuilt(cls, tuple(args), state)
-        except BaseException as failure:  # noqa: BLE001 - its class is not to be had here
-            reason = reason or failure
-    if reason is not None:
-        why = f"{type(reason).__name__}: {reason}"
-    short = type_name.rpartition(".")[2]
-    return RemoteError(f"the task raised {short}: {message}; it could not be rebuilt here "
-                       f"({why})", type_name=type_name, message=message)
-
-
-def _rebuilt(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
-             ) -> BaseException:
-    # As pickle's own reconstructor does for objects: the instance without the class's
-    # __init__, through the C-level __new__ the class really inherits.
-    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-        raise TypeError(f"{cls!r} is not an exception class")
-    static: Any = cls
-    while static.__flags__ & _HEAPTYPE:
-        static = static.__base__
-    exc = static.__new__(cls, *args)
-    try:
-        static.__init__(exc, *args)  # OSError's errno and strerror come from args
-    except Exception:  # noqa: BLE001 - args that the builtin base does not take
-        exc.args = args
-    exc.__dict__.update(state)
-    return exc  # type: ignore[no-any-return]
+# Last, since it uses what is above; loaded here so that a child that raises (after a
+# soft breach, say, with little memory left) has it already.
+from . import exceptions  # noqa: E402
