@@ -10,6 +10,9 @@
     │   ├── TaskTimeout(TimeoutError)             the child ran too long and WAS killed
     │   └── WorkerStartupError                    the child never became ready
     ├── SerializationError                        an argument, result or exception would not pickle
+    │   ├── PicklingFailed(pickle.PicklingError)  .what: it could not be pickled here
+    │   ├── UnpicklingFailed(pickle.UnpicklingError)  .what: what came could not be loaded
+    │   └── RemoteError                           .type_name .message: not rebuilt here
     └── PoolClosed(RuntimeError, ValueError)      work submitted after close/shutdown
 
 Each class subclasses the builtin with the same meaning, so ``except MemoryError`` and
@@ -20,6 +23,7 @@ pickling would keep only ``args``).
 
 from __future__ import annotations
 
+import pickle
 import signal as _signal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -57,6 +61,49 @@ class ConfigurationError(IsolatorError, ValueError):
 
 class SerializationError(IsolatorError):
     """An argument, a result or an exception could not be pickled or unpickled."""
+
+
+class PicklingFailed(SerializationError, pickle.PicklingError):
+    """A value could not be pickled to cross to the other process (plain pickle and
+    dill both refused it).
+
+    A ``pickle.PicklingError``, as code written for the stdlib pools catches; the
+    pickler's own exception (a ``__reduce__``'s, say) is ``__cause__``. ``what`` says
+    what was being sent (``"result"``, ``"function and its arguments"``, ...); for a
+    result that a child could not send, ``value`` is its ``repr()`` and ``reason`` the
+    ``repr()`` of the pickler's exception.
+    """
+
+    def __init__(self, message: str, *, what: str = "value", value: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message)
+        self.what = what
+        self.value = value
+        self.reason = reason
+
+
+class UnpicklingFailed(SerializationError, pickle.UnpicklingError):
+    """A value sent by the other process could not be loaded here (its class is
+    missing, or loading it raised, ``SystemExit`` included). The loader's exception is
+    ``__cause__``; ``what`` says what it was."""
+
+    def __init__(self, message: str, *, what: str = "value") -> None:
+        super().__init__(message)
+        self.what = what
+
+
+class RemoteError(SerializationError):
+    """The task raised an exception that could not be rebuilt in the caller, neither
+    by its own pickling nor from its class, ``args`` and ``__dict__``.
+
+    ``type_name`` is its class (``module.qualname``), ``message`` its ``str()``; the
+    child's traceback is ``__cause__``, as for any exception of a task.
+    """
+
+    def __init__(self, summary: str, *, type_name: str, message: str) -> None:
+        super().__init__(summary)
+        self.type_name = type_name
+        self.message = message
 
 
 class PoolClosed(IsolatorError, RuntimeError, ValueError):

@@ -94,3 +94,11 @@ def test_the_learned_set_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "at most 1 modules" in refused["_learn_bound_b"]
     loaded, refused = preload.Preloader().warm(("_learn_bound_b",), 1 << 20)
     assert "preloads nothing more" in refused["_learn_bound_b"]  # a quarter of 1 MiB
+
+
+def test_preload_false_turns_the_learning_off() -> None:
+    run = isolated(max_mem="256MB", preload=False)(lj.import_then_report)
+    for _ in range(3):
+        _, already = run("_learn_off")
+        assert not already
+    assert "_learn_off" not in zygote_modules()

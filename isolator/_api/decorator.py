@@ -44,6 +44,16 @@ class IsolatedFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return run_isolated(self, args, kwargs, self.__isolated_options__)  # type: ignore[no-any-return]
 
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The call, awaited: ``await fn.aio(*args)`` runs it in a fresh child as a call
+        does, without blocking the event loop while the child runs. Cancelling the
+        await (``task.cancel()``, ``asyncio.wait_for``'s timeout) kills the child
+        (SIGTERM, ``kill_grace``, SIGKILL)."""
+        from .aio import run_isolated_async
+
+        return await run_isolated_async(self, args, kwargs,  # type: ignore[no-any-return]
+                                        self.__isolated_options__)
+
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         # So that an isolated method receives its instance like a plain function would.
         return self if instance is None else types.MethodType(self, instance)
@@ -92,23 +102,33 @@ def function_name(fn: Callable[..., Any]) -> str:
     return f"{module}.{getattr(inner, '__qualname__', type(inner).__name__)}"
 
 
+def task_payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+                 ) -> bytes:
+    """The pickle a child runs: ``(fn, args, kwargs)``, multiprocessing's objects in it
+    sent as for a child being spawned."""
+    from .mpobjects import OBJECTS
+
+    return pickling.dumps((fn, args, kwargs), what="function and its arguments",
+                          extension=OBJECTS)
+
+
 def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  settings: CallSettings) -> Any:
     """Run ``fn(*args, **kwargs)`` in a fresh child and return its result or raise;
     with a retry policy, again in a fresh child (with a larger cap if it escalates)."""
-    payload = pickling.dumps((fn, args, kwargs), what="function and its arguments")
+    payload = task_payload(fn, args, kwargs)
     warm = warm_modules(fn, payload, settings.preload)
     name = function_name(fn)
     limits, retry = settings.limits, settings.retry
     if retry is None:
-        return _run_once(payload, limits, settings.reporting, warm, name)
+        return _run_once(payload, limits, settings.reporting, warm, name, settings.learn)
     from .._model.retry import record_attempts
 
     state = retry.new_state()
     earlier: list[BaseException] = []
     while True:
         try:
-            return _run_once(payload, limits, settings.reporting, warm, name)
+            return _run_once(payload, limits, settings.reporting, warm, name, settings.learn)
         except Exception as exc:
             decision = retry.after_failure(state, exc, limits)
             if decision is None:
@@ -121,11 +141,11 @@ def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
 
 
 def _run_once(payload: bytes, limits: Limits, reporting: Reporting, warm: tuple[str, ...],
-              name: str) -> Any:
+              name: str, learn: bool) -> Any:
     from .._engine.engine import get_engine
 
     engine = get_engine()
-    future = engine.submit(payload, limits, reporting, warm, name)
+    future = engine.submit(payload, limits, reporting, warm, name, learn)
     try:
         return future.result()
     except KeyboardInterrupt:

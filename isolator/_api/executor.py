@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -13,46 +14,32 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
 from .._child.calls import run_chunk, with_initializer
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, PoolClosed
 from .._model.options import PoolOptions, docstring
-from .._model.recycle import recycle_after_tasks, recycle_any, recycle_base
 from .._model.settings import settle
 from .._model.statistics import Statistics
 from .._model.values import Limits, Reporting
+from .._wire import pickling
+from .arguments import reuse_policy, start_context, worker_count
 from .decorator import function_name
 from .handle import PoolHandle
+from .mpobjects import OBJECTS
 
 T = TypeVar("T")
+__all__ = ["IsolatedExecutor", "Work", "make_pool", "start_context", "worker_count"]
 
 
-def start_context(value: object, name: str) -> None:
-    """Accept a stdlib pool's start-method context and ignore it: every child is forked
-    from isolator's zygote, a fresh interpreter, whatever it says (docs/pools.md)."""
-    if value is not None and not isinstance(value, BaseContext):
-        raise ConfigurationError(f"{name}={value!r} is not a multiprocessing context")
+_interpreter_exiting = False
 
 
-def worker_count(value: int | None, name: str) -> int:
-    """Validate a pool size; None means one per CPU, as the stdlib pools do."""
-    if value is None:
-        return os.cpu_count() or 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name}={value!r} must be a positive int or None")
-    return value
+def _mark_exit() -> None:
+    global _interpreter_exiting
+    _interpreter_exiting = True
 
 
-def reuse_policy(max_tasks: int | None, recycle: recycle_base | None,
-                 name: str) -> recycle_base | None:
-    """None for a fresh child per unit; else when to replace a reused worker. ``max_tasks``
-    of 1 is a fresh child per unit, None a worker that lives as long as the pool (as in
-    both stdlib pools), N a worker replaced after N units."""
-    if max_tasks is None:
-        return recycle or recycle_any()  # never replaced, but by the recycle policy
-    worker_count(max_tasks, name)
-    after = recycle_after_tasks(max_tasks) if max_tasks > 1 else None
-    if after is not None and recycle is not None:
-        return after | recycle
-    return after or recycle
+# As concurrent.futures.process does: once the interpreter has begun to exit (threading's
+# own exit hooks run before any atexit handler), an executor takes no new work.
+getattr(threading, "_register_atexit")(_mark_exit)  # noqa: B009 - private, as the stdlib's
 
 
 def make_pool(where: str, workers: int, max_tasks: int | None, option_name: str,
@@ -67,7 +54,7 @@ def make_pool(where: str, workers: int, max_tasks: int | None, option_name: str,
     settings = Settings(workers, call.limits, call.reporting, call.retry,
                         default_budget() if budget is None else budget,
                         reuse_policy(max_tasks, rest["recycle"], option_name),
-                        rest["progress"])
+                        rest["progress"], learn=call.learn)
     return PoolHandle(settings, call.preload)
 
 
@@ -78,16 +65,21 @@ class Work:
                  initargs: tuple[Any, ...]) -> None:
         if initializer is not None and not callable(initializer):
             raise ConfigurationError(f"initializer={initializer!r} is not callable")
+        if initializer is not None:
+            # Sent with every unit: what cannot go to a child (a Queue made in the fork
+            # context) is said now, not by every task failing.
+            pickling.dumps(tuple(initargs), what="initializer's arguments",
+                           extension=OBJECTS)
         self.pool = pool
         self._initializer, self._initargs = initializer, tuple(initargs)
         self._token = f"{os.getpid()}:{id(self)}:{time.monotonic_ns()}"  # names this pool
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               name: str) -> Future[Any]:
+               name: str, warm: tuple[str, ...] = ()) -> Future[Any]:
         if self._initializer is not None:
             fn, args = with_initializer, (self._token, self._initializer, self._initargs, fn,
                                           *args)
-        return self.pool.submit(fn, args, kwargs, name)
+        return self.pool.submit(fn, args, kwargs, name, warm)
 
     def terminate(self) -> None:
         """Cancel pending work, kill every running child, and wait until they are gone."""
@@ -128,8 +120,10 @@ class IsolatedExecutor(Executor):
         return self._submit(fn, args, kwargs, function_name(fn))
 
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                name: str) -> Future[Any]:
-        return self._work.submit(fn, args, kwargs, name)
+                name: str, warm: tuple[str, ...] = ()) -> Future[Any]:
+        if _interpreter_exiting:
+            raise PoolClosed("cannot schedule new futures after interpreter shutdown")
+        return self._work.submit(fn, args, kwargs, name, warm)
 
     def map(self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1) -> Iterator[T]:
@@ -193,16 +187,29 @@ every deliberate difference from ``ProcessPoolExecutor``.
 
 def _results_in_order(futures: list[Future[Any]], end: float | None,
                       flatten: bool) -> Iterator[Any]:
+    # As concurrent.futures does: neither a future nor a result is kept in this frame
+    # while it waits at a yield, so what the caller has dropped is freed.
     try:
         futures.reverse()
         while futures:
             remaining = None if end is None else end - time.monotonic()
-            result = futures[-1].result(remaining)
-            futures.pop()
             if flatten:
-                yield from result
+                chunk = _result_or_cancel(futures.pop(), remaining)
+                chunk.reverse()
+                while chunk:
+                    yield chunk.pop()
             else:
-                yield result
+                yield _result_or_cancel(futures.pop(), remaining)
     finally:
         for future in futures:
             future.cancel()
+
+
+def _result_or_cancel(future: Future[Any], timeout: float | None) -> Any:
+    try:
+        try:
+            return future.result(timeout)
+        finally:
+            future.cancel()  # a timed-out one is not waited for any longer
+    finally:
+        del future  # no cycle through the exception's traceback

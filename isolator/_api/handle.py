@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, PoolClosed, SerializationError
 from .._model.statistics import Statistics
-from .._wire import pickling
-from .decorator import warm_modules
+from .decorator import task_payload, warm_modules
 
 if TYPE_CHECKING:
     from .._engine.engine import Engine
@@ -47,7 +46,9 @@ class PoolHandle:
         _register(self)
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               name: str) -> Future[Any]:
+               name: str, warm: tuple[str, ...] = ()) -> Future[Any]:
+        """Queue ``fn(*args, **kwargs)``; ``warm`` names modules for the zygote to import
+        beyond ``fn``'s own (a wrapper's, such as joblib's batch, hides the real ones)."""
         from .._engine.offload import IsolatorFuture
         from .._engine.scheduler import Unit
 
@@ -57,12 +58,12 @@ class PoolHandle:
             engine, scheduler = self._feed()
         future: IsolatorFuture[Any] = IsolatorFuture()
         try:
-            payload = pickling.dumps((fn, args, kwargs), what="function and its arguments")
+            payload = task_payload(fn, args, kwargs)
         except SerializationError as exc:
             future.set_exception(exc)
             engine.call_soon(lambda: scheduler.rejected(future))
             return future
-        unit = Unit(future, payload, warm_modules(fn, payload, self.preload),
+        unit = Unit(future, payload, warm_modules(fn, payload, self.preload + warm),
                     self.settings.limits, name)
         engine.call_soon(lambda: scheduler.add(unit), future.set_exception)
         return future

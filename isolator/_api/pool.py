@@ -12,13 +12,14 @@ from types import TracebackType
 from typing import Any, Unpack
 
 from .._child.calls import run_chunk, run_items
-from .._errors import PoolClosed
+from .._errors import PoolClosed, WorkerLost
 from .._model.options import PoolOptions, docstring
 from .._model.statistics import Statistics
 from .._model.values import Limits, Reporting
-from .async_result import AsyncResult, ResultTimeout
+from .async_result import AsyncResult
 from .decorator import function_name
-from .executor import Work, chunks, make_pool, start_context, worker_count
+from .executor import Work, make_pool, start_context, worker_count
+from .pool_errors import pool_error, timeout_error
 
 
 class IsolatedPool:
@@ -109,8 +110,8 @@ class IsolatedPool:
         self._check_running()
         if chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
-        work = chunks(iterable, chunksize)
-        return _Window(self._work, func, work, 2 * self._processes, ordered)
+        return _Window(self._work, func, _read(iterable, chunksize), 2 * self._processes,
+                       ordered)
 
     def close(self) -> None:
         """No more work; what was submitted runs to its end."""
@@ -145,16 +146,44 @@ class IsolatedPool:
         self.terminate()  # as multiprocessing.Pool does
 
 
+class _InputFailed:
+    """The input iterator of a lazy map raised: its error takes the next place."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _read(items: Iterable[Any], size: int) -> Iterator[list[Any] | _InputFailed]:
+    """Chunks of ``items``; if reading them raises, the items read so far, then the
+    error, then the end (as ``Pool``'s task feeder puts the error in the next place)."""
+    chunk: list[Any] = []
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    except Exception as error:  # noqa: BLE001 - the user's iterator's own error, in its place
+        if chunk:
+            yield chunk
+        yield _InputFailed(error)
+        return
+    if chunk:
+        yield chunk
+
+
 class _Window:
     """The results of a lazy map, at most ``size`` units submitted ahead of the consumer.
 
     Like ``Pool.imap``'s iterator, an item whose unit failed raises its error from
     ``next()`` and the iterator goes on with the next unit; with chunks, the whole chunk's
-    items are that one error. Dropped before the end, it cancels what has not started.
+    items are that one error. An error of the input iterator itself is raised in its
+    place, after the items read before it, and ends the iteration. Dropped before the
+    end, it cancels what has not started.
     """
 
     def __init__(self, submitter: Work, func: Callable[..., Any],
-                 work: Iterator[list[tuple[Any, ...]]], size: int, ordered: bool) -> None:
+                 work: Iterator[list[Any] | _InputFailed], size: int, ordered: bool) -> None:
         self._submitter, self._func, self._work = submitter, func, work
         self._size, self._ordered = size, ordered
         self._name = function_name(func)
@@ -171,19 +200,34 @@ class _Window:
         """The next item, as ``Pool.imap``'s ``next(timeout)``: ``ResultTimeout`` (a
         ``multiprocessing.TimeoutError``) when none comes within ``timeout`` seconds."""
         while not self._ready:
-            for chunk in itertools.islice(self._work, self._size - len(self._pending)):
-                self._pending.append(self._submitter.submit(run_items, (self._func, chunk),
-                                                            {}, self._name))
+            for piece in itertools.islice(self._work, self._size - len(self._pending)):
+                if isinstance(piece, _InputFailed):
+                    failed: Future[Any] = Future()
+                    failed.set_exception(piece.error)
+                    self._pending.append(failed)
+                else:
+                    self._pending.append(self._submitter.submit(run_items, (self._func, piece),
+                                                                {}, self._name))
             if not self._pending:
                 raise StopIteration
-            self._ready.extend(self._take(timeout).result())  # raises a failed unit's error
+            future = self._take(timeout)
+            if future.cancelled():
+                raise WorkerLost("the task was cancelled before it started: the pool was "
+                                 "terminated")
+            error = future.exception()
+            if error is not None:
+                raise pool_error(error)
+            # Handed out one by one, popped as they go: an item the caller has dropped
+            # is not kept alive here.
+            self._ready.extend(future.result())
+            del future
         return self._ready.popleft()
 
     def _take(self, timeout: float | None) -> Future[Any]:
         candidates = [self._pending[0]] if self._ordered else list(self._pending)
         done, _ = wait(candidates, timeout, return_when=FIRST_COMPLETED)
         if not done:
-            raise ResultTimeout
+            raise timeout_error()
         future = next(iter(done))
         self._pending.remove(future)
         return future

@@ -136,7 +136,7 @@ class Engine:
         return answer.result(timeout)
 
     def submit(self, payload: bytes, limits: Limits, reporting: Reporting,
-               warm: tuple[str, ...], name: str) -> IsolatorFuture[Any]:
+               warm: tuple[str, ...], name: str, learn: bool = True) -> IsolatorFuture[Any]:
         """One call of ``name`` in a fresh child (any thread); the future resolves with
         its outcome, a breach's once its report is attached."""
         future: IsolatorFuture[Any] = IsolatorFuture()
@@ -149,7 +149,7 @@ class Engine:
                 else:
                     future.set_exception(outcome.value)
 
-        job = Job(payload, limits, reporting, name, warm, done)
+        job = Job(payload, limits, reporting, name, warm, done, learn)
         future.job = job
         self.call_soon(lambda: self.start_fresh(job), future.set_exception)
         return future

@@ -71,6 +71,9 @@ class Offload:
             except BaseException:  # noqa: BLE001 - one failed call must not end the thread
                 _log.exception("isolator: %r raised on the %s thread", fn,
                                self._thread.name)
+            # Not held while waiting for the next: the last call's future (and its result)
+            # would live on here after the caller dropped it.
+            del item, fn, args
 
 
 class IsolatorFuture(Future[T]):

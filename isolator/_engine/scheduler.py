@@ -70,6 +70,7 @@ class Settings(NamedTuple):
     budget: int | None
     recycle: recycle_base | None  # None: a fresh child per unit
     progress: Callable[[Future[Any]], None] | None
+    learn: bool = True  # what tasks import is preloaded for the next (``preload=False``)
 
 
 class Unit:
@@ -223,7 +224,7 @@ class Scheduler:
 
     def _start(self, unit: Unit, worker: Child | None) -> None:
         job = Job(unit.payload, unit.limits, self.settings.reporting, unit.name, unit.warm,
-                  functools.partial(self._job_done, unit))
+                  functools.partial(self._job_done, unit), self.settings.learn)
         unit.job = job
         if self.workers is not None:
             self.workers.run(job, worker, unit.warm)

@@ -130,7 +130,9 @@ def _one_of(*accepted: Any) -> Callable[[str, Any], Any]:
     return check
 
 
-def _modules(name: str, value: Any) -> tuple[str, ...]:
+def _modules(name: str, value: Any) -> tuple[str, ...] | bool:
+    if value is False:
+        return False
     if isinstance(value, str) or not isinstance(value, (list, tuple)) \
             or not all(isinstance(m, str) for m in value):
         raise ConfigurationError(f"{name}={value!r}; expected a list of module names, "
@@ -274,10 +276,12 @@ class RetryOptions(TypedDict, total=False):
 class CallOptions(LimitOptions, ReportingOptions, RetryOptions, total=False):
     """The options of ``isolated``: limits, reporting, retries, and preloading."""
 
-    preload: Annotated[Sequence[str], Option(
+    preload: Annotated[Sequence[str] | Literal[False], Option(
         (),
         "module names the zygote imports once, so that children start with them loaded; "
-        "the module of the task's function is preloaded without being named.",
+        "the module of the task's function is preloaded without being named, and so is "
+        "what earlier tasks of the same function imported (the zygote learns it). "
+        "`False`: nothing is preloaded beyond the function's module, nor learned.",
         _modules)]
 
 

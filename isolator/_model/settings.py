@@ -30,6 +30,7 @@ class CallSettings(NamedTuple):
     reporting: Reporting
     preload: tuple[str, ...]
     retry: Any  # a RetryPolicy, or None: no retries (kept untyped: it imports tenacity)
+    learn: bool = True  # the zygote preloads what these tasks import, for the next ones
 
 
 def settle(where: str, options: dict[str, Any], limits: Limits | None,
@@ -50,7 +51,9 @@ def settle(where: str, options: dict[str, Any], limits: Limits | None,
         option = table[name][1]
         rest[name] = option.check(name, options.get(name, option.default))
     preload = rest.pop("preload")
-    settings = CallSettings(chosen_limits, chosen_reporting, preload, _retry(where, retry))
+    learn = preload is not False  # preload=False: the zygote learns nothing either
+    settings = CallSettings(chosen_limits, chosen_reporting, preload or (),
+                            _retry(where, retry), learn)
     return settings, rest
 
 

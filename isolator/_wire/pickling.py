@@ -1,16 +1,21 @@
 """Pickling across the process boundary: plain pickle where it suffices, dill where not.
 
 Plain pickle (the C pickler, no hooks) is tried first because it is several times
-faster, and it is what most calls need. Two cases need more:
+faster, and it is what most calls need. Three cases need more:
 
 * Caller to child: lambdas, closures and anything defined in the caller's ``__main__``.
   Pickle would write a reference the child cannot resolve (the child's ``__main__`` is
   not the caller's script), so these go by value through dill.
+* Caller to child: multiprocessing's own objects (a Manager's proxies, a Lock or a Queue
+  made in the spawn context). The child is not the caller's child, so they are pickled
+  as they are for a process being spawned, through an ``Extension`` the caller's side
+  of isolator passes in (``isolator._api.mpobjects``).
 * Child to caller: a result or exception whose class the child got by value from the
   caller's ``__main__``. Pickle cannot find it under its name in the child, but the caller
   can, so it is written as a reference that the caller resolves against its own
   ``__main__``, and ``except MyError`` keeps working there.
 
+An exception a child sends is wrapped so that loading it never fails (``exceptions``).
 Either way the reader is plain ``pickle.loads``.
 """
 
@@ -21,12 +26,37 @@ import io
 import pickle
 import sys
 import types
-from typing import Any
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
 
-from .._errors import SerializationError
+from .._errors import PicklingFailed, UnpicklingFailed
 
 PROTOCOL = 5
 _MAIN_MARKER = b"__main__"
+
+
+class Refused(Exception):
+    """Raised by an ``Extension`` for a value that cannot go to a child at all; its
+    message (why, and what to use instead) becomes the ``PicklingFailed``'s."""
+
+
+class Extension(Protocol):
+    """What the caller's side adds to the pickling of a task."""
+
+    markers: tuple[bytes, ...]  # a plain pickle holding one of these is made again
+
+    def reduce(self, obj: Any) -> Any:
+        """A reduce tuple for ``obj``, or NotImplemented; may raise ``Refused``."""
+
+    def dispatch_table(self) -> Mapping[type, Any]:
+        """Reducers for types plain pickle does not know how to send."""
+
+    def sending(self) -> AbstractContextManager[object]:
+        """The context the extension's objects are pickled in."""
+
+    def by_value(self, obj: Any) -> bytes:
+        """``obj`` pickled by value (dill), with the extension's reducers."""
 
 
 def _is_code(obj: Any) -> bool:
@@ -64,10 +94,18 @@ class _NeedsDill(Exception):
 
 
 class _CallerPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, extension: Extension | None) -> None:
+        super().__init__(file, protocol=PROTOCOL)
+        self._extension = extension
+        if extension is not None:
+            self.dispatch_table = extension.dispatch_table()
+
     def reducer_override(self, obj: Any) -> Any:
         in_main = getattr(obj, "__module__", None) == "__main__"
         if _is_code(obj) and (in_main or not _plain_name(obj)):
             raise _NeedsDill
+        if self._extension is not None:
+            return self._extension.reduce(obj)
         return NotImplemented
 
 
@@ -78,55 +116,94 @@ class _ChildPickler(pickle.Pickler):
         return NotImplemented
 
 
-def dumps(obj: Any, *, what: str = "value", in_child: bool = False) -> bytes:
-    """Pickle ``obj`` for the other side; SerializationError when nothing can."""
+def dumps(obj: Any, *, what: str = "value", in_child: bool = False,
+          extension: Extension | None = None) -> bytes:
+    """Pickle ``obj`` for the other side; ``PicklingFailed`` (a ``SerializationError``
+    and a ``pickle.PicklingError``) when nothing can, the pickler's error as its cause."""
+    if in_child and isinstance(obj, BaseException):
+        return exceptions.envelope(obj)
+    return pickled(obj, what, in_child, extension)
+
+
+def pickled(obj: Any, what: str, in_child: bool, extension: Extension | None) -> bytes:
+    """``dumps`` without the exception wrapper."""
     first: Exception | None = None
     try:
         data = pickle.dumps(obj, PROTOCOL)
-        if _MAIN_MARKER not in data:
+        if _MAIN_MARKER not in data and (
+                extension is None or not any(m in data for m in extension.markers)):
             return data
     except Exception as exc:  # noqa: BLE001 - any failure of the fast path earns a slower try
         first = exc
-    pickler = _ChildPickler if in_child else _CallerPickler
     buffer = io.BytesIO()
     try:
-        pickler(buffer, protocol=PROTOCOL).dump(obj)
+        if in_child:
+            _ChildPickler(buffer, protocol=PROTOCOL).dump(obj)
+        else:
+            with extension.sending() if extension is not None else nullcontext():
+                _CallerPickler(buffer, extension).dump(obj)
         return buffer.getvalue()
     except _NeedsDill:
         pass
-    except Exception as exc:  # noqa: BLE001
-        first = first or exc
-    return _dill_dumps(obj, what, first)
+    except Refused as refusal:
+        raise PicklingFailed(f"cannot send the {what} to another process: {refusal}",
+                             what=what) from None
+    except Exception as exc:  # noqa: BLE001 - what the fuller pickler saw is the reason
+        first = exc
+    return _dill_dumps(obj, what, first, in_child, extension)
 
 
 class _DillPickle(bytes):
     """A pickle that needs dill to load: known without scanning it again."""
 
 
-def _dill_dumps(obj: Any, what: str, first: Exception | None) -> bytes:
-    import dill
-
+def _dill_dumps(obj: Any, what: str, first: Exception | None, in_child: bool,
+                extension: Extension | None) -> bytes:
     try:
+        if extension is not None:
+            with extension.sending():
+                return _DillPickle(extension.by_value(obj))
+        import dill
+
         return _DillPickle(dill.dumps(obj, protocol=PROTOCOL, recurse=True))
+    except Refused as refusal:
+        raise PicklingFailed(f"cannot send the {what} to another process: {refusal}",
+                             what=what) from None
     except Exception as exc:  # noqa: BLE001 - dill was the last resort; say why it failed
         cause = first or exc
-        raise SerializationError(
-            f"cannot send the {what} to another process: {type(cause).__name__}: {cause}"
+        raise PicklingFailed(
+            f"cannot send the {what} to another process: {type(cause).__name__}: {cause}",
+            what=what, value=_short_repr(obj) if in_child else None,
+            reason=_short_repr(cause) if in_child else None,
         ) from cause
 
 
+def _short_repr(obj: Any, limit: int = 1000) -> str:
+    try:
+        text = repr(obj)
+    except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        return f"<{type(obj).__qualname__} object, repr() raised {type(exc).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def loads(data: bytes, *, what: str = "value") -> Any:
-    """Unpickle what ``dumps`` made; SerializationError with the reason when it fails."""
+    """Unpickle what ``dumps`` made; ``UnpicklingFailed`` with the reason when it fails."""
     try:
         return pickle.loads(data)
     except BaseException as exc:
         # Whatever the pickle runs (a ``__reduce__`` returning ``sys.exit``, say) fails
         # this one value: it must never unwind the thread that reads it.
-        raise SerializationError(
-            f"cannot load the {what} sent by another process: {type(exc).__name__}: {exc}"
+        raise UnpicklingFailed(
+            f"cannot load the {what} sent by another process: {type(exc).__name__}: {exc}",
+            what=what,
         ) from exc
 
 
 def needs_dill(data: bytes) -> bool:
     """Whether a pickle needs dill to load (the zygote imports it ahead of time then)."""
     return isinstance(data, _DillPickle)
+
+
+# Last, since it uses what is above; loaded here so that a child that raises (after a
+# soft breach, say, with little memory left) has it already.
+from . import exceptions  # noqa: E402
