@@ -571,6 +571,10 @@ class Engine:
             job.done(job, outcome)
         except BaseException:  # noqa: BLE001 - an owner's bug must not end the loop
             _log.exception("isolator: delivering the outcome of %s failed", job.name)
+        # Job and child refer to each other: without this, what the task was sent and
+        # what it returned would wait for the garbage collector to be freed.
+        job.child = None
+        job.payload = b""
 
     def _on_exit(self, child: Child) -> None:
         """The zygote reaped the child (and killed its group) and what it sent before it
