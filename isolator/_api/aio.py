@@ -20,8 +20,8 @@ from .decorator import function_name, task_payload, warm_modules
 async def run_isolated_async(fn: Callable[..., Any], args: tuple[Any, ...],
                              kwargs: dict[str, Any], settings: CallSettings) -> Any:
     """``run_isolated``, awaited: the retries' waits are ``asyncio.sleep``s."""
-    payload = task_payload(fn, args, kwargs)
-    warm = warm_modules(fn, payload, settings.preload)
+    payload = task_payload(fn, args, kwargs, getattr(fn, "by_value_cache", None))
+    warm = warm_modules(fn, args, payload, settings.preload)
     name = function_name(fn)
     limits, retry = settings.limits, settings.retry
     if retry is None:

@@ -29,6 +29,9 @@ class IsolatedFunction(Generic[P, R]):
     def __init__(self, fn: Callable[P, R], settings: CallSettings) -> None:
         functools.update_wrapper(self, fn)
         self.__wrapped__ = fn
+        # The dill pickle of what is sent by value (a __main__ function, a closure):
+        # made at the first call, and the globals it captured with it.
+        self.by_value_cache: pickling.ByValueCache = {}
         self.__isolated_options__ = settings
 
     @property
@@ -81,15 +84,17 @@ def _lookup(module: object, qualname: str) -> object:
     return obj
 
 
-def warm_modules(fn: Callable[..., Any], payload: bytes, preload: tuple[str, ...]
-                 ) -> tuple[str, ...]:
-    """Modules the zygote should import once so that children start with them loaded."""
-    modules = list(preload)
-    module = getattr(getattr(fn, "__wrapped__", fn), "__module__", None)
-    if module and module != "__main__" and module in sys.modules:
-        modules.append(module)
+def warm_modules(fn: Callable[..., Any], args: tuple[Any, ...], payload: bytes,
+                 preload: tuple[str, ...]) -> tuple[str, ...]:
+    """Modules the zygote should import once so that children start with them loaded:
+    what the caller named, and what the task's functions will use (``needs``)."""
+    from .needs import modules_needed, task_functions
+
+    modules = dict.fromkeys(preload)
+    for inner in task_functions(fn, args):
+        modules.update(dict.fromkeys(modules_needed(inner)))
     if pickling.needs_dill(payload):
-        modules.append("dill")
+        modules["dill"] = None
     return tuple(modules)
 
 
@@ -102,22 +107,22 @@ def function_name(fn: Callable[..., Any]) -> str:
     return f"{module}.{getattr(inner, '__qualname__', type(inner).__name__)}"
 
 
-def task_payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-                 ) -> bytes:
+def task_payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 cache: pickling.ByValueCache | None = None) -> bytes:
     """The pickle a child runs: ``(fn, args, kwargs)``, multiprocessing's objects in it
-    sent as for a child being spawned."""
+    sent as for a child being spawned, code sent by value pickled once per ``cache``."""
     from .mpobjects import OBJECTS
 
     return pickling.dumps((fn, args, kwargs), what="function and its arguments",
-                          extension=OBJECTS)
+                          extension=OBJECTS, cache=cache)
 
 
 def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  settings: CallSettings) -> Any:
     """Run ``fn(*args, **kwargs)`` in a fresh child and return its result or raise;
     with a retry policy, again in a fresh child (with a larger cap if it escalates)."""
-    payload = task_payload(fn, args, kwargs)
-    warm = warm_modules(fn, payload, settings.preload)
+    payload = task_payload(fn, args, kwargs, getattr(fn, "by_value_cache", None))
+    warm = warm_modules(fn, args, payload, settings.preload)
     name = function_name(fn)
     limits, retry = settings.limits, settings.retry
     if retry is None:

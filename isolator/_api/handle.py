@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, PoolClosed, SerializationError
 from .._model.statistics import Statistics
+from .._wire import pickling
 from .decorator import task_payload, warm_modules
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class PoolHandle:
             raise ConfigurationError(why)
         self.settings, self.preload = settings, preload
         self._lock = threading.Lock()
+        self._by_value: pickling.ByValueCache = {}  # the pool's code sent by value, pickled
         self._closed = False
         self._engine: Engine | None = None
         self._scheduler: Scheduler | None = None
@@ -58,12 +60,12 @@ class PoolHandle:
             engine, scheduler = self._feed()
         future: IsolatorFuture[Any] = IsolatorFuture()
         try:
-            payload = task_payload(fn, args, kwargs)
+            payload = task_payload(fn, args, kwargs, self._by_value)
         except SerializationError as exc:
             future.set_exception(exc)
             engine.call_soon(lambda: scheduler.rejected(future))
             return future
-        unit = Unit(future, payload, warm_modules(fn, payload, self.preload + warm),
+        unit = Unit(future, payload, warm_modules(fn, args, payload, self.preload + warm),
                     self.settings.limits, name)
         engine.call_soon(lambda: scheduler.add(unit), future.set_exception)
         return future

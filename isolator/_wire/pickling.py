@@ -5,7 +5,8 @@ faster, and it is what most calls need. Three cases need more:
 
 * Caller to child: lambdas, closures and anything defined in the caller's ``__main__``.
   Pickle would write a reference the child cannot resolve (the child's ``__main__`` is
-  not the caller's script), so these go by value through dill.
+  not the caller's script), so these go by value through dill: each such object alone,
+  once per pool or isolated function, embedded in an otherwise plain pickle.
 * Caller to child: multiprocessing's own objects (a Manager's proxies, a Lock or a Queue
   made in the spawn context). The child is not the caller's child, so they are pickled
   as they are for a process being spawned, through an ``Extension`` the caller's side
@@ -89,24 +90,62 @@ def same(obj: Any) -> Any:
     return obj
 
 
-class _NeedsDill(Exception):
-    pass
+#: What a caller keeps of the code it sent by value: id -> (the object, its dill pickle).
+ByValueCache = dict[int, tuple[Any, bytes]]
 
 
 class _CallerPickler(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, extension: Extension | None) -> None:
+    """The C pickler, with code the child cannot import by name (a ``__main__``
+    function or class, a lambda, a closure) each pickled by dill on its own and
+    embedded as bytes. Only that code goes through dill's pure-Python pickler, and only
+    once per ``cache`` (a pool's, an isolated function's); the items and arguments
+    around it go through the C pickler, unit after unit."""
+
+    def __init__(self, file: io.BytesIO, extension: Extension | None,
+                 cache: ByValueCache | None) -> None:
         super().__init__(file, protocol=PROTOCOL)
-        self._extension = extension
+        self._extension, self._cache = extension, cache
+        self.by_value = False  # something in the pickle needs dill to load
         if extension is not None:
             self.dispatch_table = extension.dispatch_table()
 
     def reducer_override(self, obj: Any) -> Any:
         in_main = getattr(obj, "__module__", None) == "__main__"
         if _is_code(obj) and (in_main or not _plain_name(obj)):
-            raise _NeedsDill
+            self.by_value = True
+            return (by_value, (self._blob(obj),))
         if self._extension is not None:
             return self._extension.reduce(obj)
         return NotImplemented
+
+    def _blob(self, obj: Any) -> bytes:
+        cached = self._cache.get(id(obj)) if self._cache is not None else None
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        if self._extension is not None:
+            blob = self._extension.by_value(obj)
+        else:
+            import dill
+
+            blob = dill.dumps(obj, protocol=PROTOCOL, recurse=True)
+        if self._cache is not None:
+            self._cache[id(obj)] = (obj, blob)  # kept alive with it: the id stays its own
+        return blob
+
+
+_LOADED: dict[bytes, Any] = {}  # in a child: code loaded by value, by its pickle
+_LOADED_AT_MOST = 128
+
+
+def by_value(blob: bytes) -> Any:
+    """In a child: the code a caller sent by value, loaded once per worker."""
+    found = _LOADED.get(blob)
+    if found is None:
+        found = pickle.loads(blob)  # a dill pickle: it imports dill itself
+        if len(_LOADED) >= _LOADED_AT_MOST:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[blob] = found
+    return found
 
 
 class _ChildPickler(pickle.Pickler):
@@ -117,15 +156,17 @@ class _ChildPickler(pickle.Pickler):
 
 
 def dumps(obj: Any, *, what: str = "value", in_child: bool = False,
-          extension: Extension | None = None) -> bytes:
+          extension: Extension | None = None, cache: ByValueCache | None = None) -> bytes:
     """Pickle ``obj`` for the other side; ``PicklingFailed`` (a ``SerializationError``
-    and a ``pickle.PicklingError``) when nothing can, the pickler's error as its cause."""
+    and a ``pickle.PicklingError``) when nothing can, the pickler's error as its cause.
+    ``cache`` keeps the dill pickles of code sent by value, for the next call."""
     if in_child and isinstance(obj, BaseException):
         return exceptions.envelope(obj)
-    return pickled(obj, what, in_child, extension)
+    return pickled(obj, what, in_child, extension, cache)
 
 
-def pickled(obj: Any, what: str, in_child: bool, extension: Extension | None) -> bytes:
+def pickled(obj: Any, what: str, in_child: bool, extension: Extension | None,
+            cache: ByValueCache | None = None) -> bytes:
     """``dumps`` without the exception wrapper."""
     first: Exception | None = None
     try:
@@ -139,12 +180,11 @@ def pickled(obj: Any, what: str, in_child: bool, extension: Extension | None) ->
     try:
         if in_child:
             _ChildPickler(buffer, protocol=PROTOCOL).dump(obj)
-        else:
-            with extension.sending() if extension is not None else nullcontext():
-                _CallerPickler(buffer, extension).dump(obj)
-        return buffer.getvalue()
-    except _NeedsDill:
-        pass
+            return buffer.getvalue()
+        with extension.sending() if extension is not None else nullcontext():
+            pickler = _CallerPickler(buffer, extension, cache)
+            pickler.dump(obj)
+        return _DillPickle(buffer.getvalue()) if pickler.by_value else buffer.getvalue()
     except Refused as refusal:
         raise PicklingFailed(f"cannot send the {what} to another process: {refusal}",
                              what=what) from None
