@@ -268,3 +268,35 @@ def test_after_a_recycle_rss_is_back_at_the_fresh_baseline() -> None:
         assert len(set(grown)) == 1  # the leaking tasks shared one worker
         assert ex.statistics().recycled >= 1
     assert after < fresh + 8 * w.MiB  # a new worker: the 45 MiB went back to the OS
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore::isolator.LeakWarning")
+def test_a_leak_is_reported_once_a_pool_however_many_workers_show_it(tmp_path: Any) -> None:
+    import warnings
+
+    from isolator import LeakWarning
+
+    seen: list[Any] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Each worker leaks 10 MiB a task and is replaced after eight: every worker
+        # of the pool grows the same way.
+        with IsolatedExecutor(2, recycle=recycle_after_tasks(8), report_dir=tmp_path,
+                              on_report=seen.append) as ex:
+            for _ in range(40):
+                ex.submit(w.hoard, 10).result()
+            stats = ex.statistics()
+    assert stats.leaks_suspected >= 2  # counted for every worker
+    assert len(seen) == 1  # reported, and warned about, once
+    assert sum(issubclass(c.category, LeakWarning) for c in caught) == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_breach_names_its_report_in_its_message(tmp_path: Any) -> None:
+    from isolator import MemoryLimitExceeded, isolated
+
+    with pytest.raises(MemoryLimitExceeded) as caught:
+        isolated(max_mem="64MiB", report_dir=tmp_path)(w.die_on)(1, 1, "memory")
+    report = caught.value.report
+    assert report is not None and f"report: {report.path}/report.html" in str(caught.value)

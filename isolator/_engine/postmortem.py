@@ -74,6 +74,9 @@ def build(exc: MemoryLimitExceeded, facts: Facts) -> Any:
             "the child left no memray capture"
     exc.report = report
     deliver(report, facts.reporting)
+    if report.path and exc.args:
+        # Where a user first looks, a log line or a traceback: the report is named there.
+        exc.args = (f"{exc.args[0]}; report: {report.path}/report.html", *exc.args[1:])
     return report
 
 

@@ -46,6 +46,9 @@ class Workers:
         self.task_time: float | None = None  # seconds a job takes, recently (a moving mean)
         self.ahead = 0  # how many jobs a busy worker may hold behind its current one
         self.leaks = LeakWatch()
+        # Functions whose leak was reported: the next worker that grows the same way is
+        # counted (``leaks_suspected``) but not walked, warned about and reported again.
+        self.examined: set[str] = set()
 
     # -- the scheduler's questions -------------------------------------------------------
 
@@ -122,8 +125,11 @@ class Workers:
             history = self.leaks.suspect(worker.id, worker.tasks_done, worker.baseline_rss,
                                          rss, self.limits.max_mem)
             if history is not None:
-                self._examine(worker, history)
-                return
+                self.scheduler.tally.counts["leaks_suspected"] += 1
+                if worker.last_name not in self.examined:  # one report a function, a pool
+                    self.examined.add(worker.last_name)
+                    self._examine(worker, history)
+                    return
         closed = self.scheduler.closed and not self.scheduler.pending
         # A worker that has run nothing is as fresh as its replacement would be:
         # recycling it for what its policy sees would only start another.
@@ -160,7 +166,6 @@ class Workers:
 
         def done(job: Job, outcome: Outcome) -> None:
             heap: Any = outcome.value if outcome.ok else None
-            self.scheduler.tally.counts["leaks_suspected"] += 1
             self.port.post_report(leak_report, pid, name, history, heap, limits, reporting)
 
         self.port.give(worker, Job(payload, limits, reporting, "<leak probe>", (), done))
