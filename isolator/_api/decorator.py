@@ -88,11 +88,11 @@ def warm_modules(fn: Callable[..., Any], args: tuple[Any, ...], payload: bytes,
                  preload: tuple[str, ...]) -> tuple[str, ...]:
     """Modules the zygote should import once so that children start with them loaded:
     what the caller named, and what the task's functions will use (``needs``)."""
-    from .needs import modules_needed, task_functions
+    from . import needs  # a module imported once; this is a dictionary look-up after
 
     modules = dict.fromkeys(preload)
-    for inner in task_functions(fn, args):
-        modules.update(dict.fromkeys(modules_needed(inner)))
+    for inner in needs.task_functions(fn, args):
+        modules.update(dict.fromkeys(needs.modules_needed(inner)))
     if pickling.needs_dill(payload):
         modules["dill"] = None
     return tuple(modules)
@@ -111,10 +111,15 @@ def task_payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
                  cache: pickling.ByValueCache | None = None) -> bytes:
     """The pickle a child runs: ``(fn, args, kwargs)``, multiprocessing's objects in it
     sent as for a child being spawned, code sent by value pickled once per ``cache``."""
-    from .mpobjects import OBJECTS
-
     return pickling.dumps((fn, args, kwargs), what="function and its arguments",
-                          extension=OBJECTS, cache=cache)
+                          extension=_objects(), cache=cache)
+
+
+@functools.cache
+def _objects() -> Any:
+    from .mpobjects import OBJECTS  # on first use: it imports multiprocessing's reduction
+
+    return OBJECTS
 
 
 def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],

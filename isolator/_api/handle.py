@@ -10,6 +10,7 @@ submission starts a new engine and a new scheduler.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import weakref
@@ -51,14 +52,12 @@ class PoolHandle:
                name: str, warm: tuple[str, ...] = ()) -> Future[Any]:
         """Queue ``fn(*args, **kwargs)``; ``warm`` names modules for the zygote to import
         beyond ``fn``'s own (a wrapper's, such as joblib's batch, hides the real ones)."""
-        from .._engine.offload import IsolatorFuture
-        from .._engine.scheduler import Unit
-
+        IsolatorFuture, Unit = _engine_types()
         with self._lock:
             if self._closed:
                 raise PoolClosed("cannot submit to a pool that has been shut down or closed")
             engine, scheduler = self._feed()
-        future: IsolatorFuture[Any] = IsolatorFuture()
+        future: Future[Any] = IsolatorFuture()
         try:
             payload = task_payload(fn, args, kwargs, self._by_value)
         except SerializationError as exc:
@@ -105,6 +104,9 @@ class PoolHandle:
 
     def _feed(self) -> tuple[Engine, Scheduler]:
         """The engine and scheduler to feed, started when there are none (under the lock)."""
+        engine, scheduler = self._engine, self._scheduler
+        if engine is not None and scheduler is not None and not engine.closed:
+            return engine, scheduler  # unit after unit: nothing to look up
         from .._engine.engine import get_engine
         from .._engine.scheduler import Scheduler
 
@@ -121,6 +123,16 @@ class PoolHandle:
             engine, scheduler = self._engine, self._scheduler
         if engine is not None and scheduler is not None:
             engine.call_soon(lambda: command(scheduler))
+
+
+@functools.cache
+def _engine_types() -> tuple[Any, Any]:
+    """The engine's future and unit classes, imported on first use (not at import: a
+    task module that names a pool must not load the engine into the zygote)."""
+    from .._engine.offload import IsolatorFuture
+    from .._engine.scheduler import Unit
+
+    return IsolatorFuture, Unit
 
 
 def _register(handle: PoolHandle) -> None:

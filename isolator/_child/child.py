@@ -146,13 +146,33 @@ def _start(spec: ChildSpec, fds: list[int]) -> NoReturn:
         os._exit(code)
 
 
+_children_fd = -1  # this process's main thread's /proc children list, kept open
+_children_of = 0  # the pid it was opened for (a fork has another)
+
+
+def _has_children(me: int) -> bool:
+    """Whether this process has a child now; one pread when only the main thread can
+    have started one (no Python thread runs), the full listing otherwise."""
+    global _children_fd, _children_of
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return bool(children(me))
+    try:
+        if _children_of != me:
+            _children_fd = os.open(f"/proc/{me}/task/{me}/children", os.O_RDONLY | os.O_CLOEXEC)
+            _children_of = me
+        return bool(os.pread(_children_fd, 64, 0).strip())
+    except OSError:
+        return bool(children(me))
+
+
 def end_descendants(within: float = 1.0) -> None:
     """Kill and reap every process the task started, however it detached (``setsid``,
     a double fork, a daemon): this process is their subreaper, so an orphan of theirs
     comes back to it instead of init, and each round kills what came back, until none
     is left or ``within`` seconds have passed."""
     me = os.getpid()
-    if not children(me):  # nearly every task: one read of /proc
+    if not _has_children(me):  # nearly every task: one pread of /proc
         return
     deadline = time.monotonic() + within
     while True:

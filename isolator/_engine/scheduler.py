@@ -105,6 +105,7 @@ class Scheduler:
         self.misfit = admission.misfit(settings.limits, settings.budget)
         self.pending: deque[Unit] = deque()
         self.running: dict[Unit, None] = {}  # started and not complete, in start order
+        self.admitted = 0  # the caps of the units running now, summed
         self.waiting: dict[Unit, None] = {}  # retries waiting out their wait
         self.tally = Tally()
         self.closed = False
@@ -181,6 +182,7 @@ class Scheduler:
             future.set_exception(error)
         self.pending.clear()
         self.running.clear()
+        self.admitted = 0
         self.waiting.clear()
         waiting, self._drained = self._drained, []
         for then in waiting:
@@ -191,11 +193,6 @@ class Scheduler:
     @property
     def drained(self) -> bool:
         return not (self.pending or self.running or self.waiting)
-
-    @property
-    def admitted(self) -> int:
-        """The caps of the units running now, summed."""
-        return sum(unit.cap for unit in self.running)
 
     def pump(self) -> None:
         """Start units from the head of the queue while there is room for them."""
@@ -219,6 +216,7 @@ class Scheduler:
                 continue
             unit.started = True
             self.running[unit] = None
+            self.admitted += unit.cap
             self.tally.peak_admitted = max(self.tally.peak_admitted, self.admitted)
             self._start(unit, worker)
 
@@ -239,7 +237,8 @@ class Scheduler:
         if unit.job is not job or self.abandoned:  # replaced, or failed with the engine
             return
         unit.job = None
-        self.running.pop(unit, None)
+        if self.running.pop(unit, 0) is None:
+            self.admitted -= unit.cap
         exc: BaseException | None = None if outcome.ok else outcome.value
         if isinstance(exc, NotStarted) and not self.terminating:
             self.pending.appendleft(unit)  # it never ran: it goes first, elsewhere
