@@ -26,7 +26,7 @@ from .._units import format_size
 from .._wire import frames as _protocol
 from .._wire import pickling as _serialize
 from .._wire import platform as _platform
-from .._wire.procfs import StatusReader, children, descendants, self_rss
+from .._wire.procfs import StatusReader, descendants, self_rss
 from .._wire.spec import BREACH_SIGNAL, ChildSpec
 from .forensics_hook import heap_forensics
 
@@ -146,24 +146,14 @@ def _start(spec: ChildSpec, fds: list[int]) -> NoReturn:
         os._exit(code)
 
 
-_children_fd = -1  # this process's main thread's /proc children list, kept open
-_children_of = 0  # the pid it was opened for (a fork has another)
-
-
-def _has_children(me: int) -> bool:
-    """Whether this process has a child now; one pread when only the main thread can
-    have started one (no Python thread runs), the full listing otherwise."""
-    global _children_fd, _children_of
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() > 1:
-        return bool(children(me))
+def _has_children() -> bool:
+    """Whether this process has a child, alive or dead: one system call, no file, no
+    allocation (it reaps a dead one on the way, which the caller wants anyway)."""
     try:
-        if _children_of != me:
-            _children_fd = os.open(f"/proc/{me}/task/{me}/children", os.O_RDONLY | os.O_CLOEXEC)
-            _children_of = me
-        return bool(os.pread(_children_fd, 64, 0).strip())
-    except OSError:
-        return bool(children(me))
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def end_descendants(within: float = 1.0) -> None:
@@ -171,9 +161,9 @@ def end_descendants(within: float = 1.0) -> None:
     a double fork, a daemon): this process is their subreaper, so an orphan of theirs
     comes back to it instead of init, and each round kills what came back, until none
     is left or ``within`` seconds have passed."""
-    me = os.getpid()
-    if not _has_children(me):  # nearly every task: one pread of /proc
+    if not _has_children():  # nearly every task
         return
+    me = os.getpid()
     deadline = time.monotonic() + within
     while True:
         found = descendants(me)
@@ -272,11 +262,19 @@ def _send_outcome(sock: socket.socket, tag: int, payload: bytes, *more: bytes) -
     _protocol.send_buffers(sock, [*frames, *more])
 
 
+def note_modules() -> None:
+    """In the zygote, before it forks: the modules a child starts with, so that a child
+    need not list them (adding them to a set of its own would write to the pages of
+    every module name it shares with the zygote, copying each)."""
+    global _modules_seen
+    if len(sys.modules) != _modules_seen:
+        _known.update(sys.modules)
+        _modules_seen = len(sys.modules)
+
+
 def _serve(sock: socket.socket, reuse: bool) -> int:
-    global _sock, _modules_seen
+    global _sock
     _sock = sock
-    _known.update(sys.modules)
-    _modules_seen = len(sys.modules)
     held = 0
     me = StatusReader(os.getpid()) if reuse else None
     global _job_capture

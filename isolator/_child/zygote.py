@@ -43,7 +43,7 @@ from typing import Any
 
 from .._wire import frames, world
 from .._wire import platform as _platform
-from .._wire.procfs import children, descendants
+from .._wire.procfs import descendants
 from . import child as _child
 from . import forensics_hook as _child_forensics
 from .preload import Preloader
@@ -58,6 +58,7 @@ class _Zygote:
         self.wake = (wake_r, wake_w)
         self.tasks: dict[int, int] = {}  # child pid -> task id
         self.preloader = Preloader()
+        self._children_fd = -1
         self.spare: tuple[int, socket.socket] | None = None
         self.baseline_stale = True
 
@@ -126,6 +127,7 @@ class _Zygote:
 
     def fork_child(self, spec: Any, fds: list[int]) -> int:
         me = os.getpid()
+        _child.note_modules()
         gc.freeze()  # the child's collector then never touches (and copies) our objects
         pid = os.fork()
         if pid == 0:
@@ -133,7 +135,10 @@ class _Zygote:
         return pid
 
     def inherited(self) -> list[int]:
+        """Our fds a child must close first: none of them is the task's."""
         extra = [self.spare[1].fileno()] if self.spare is not None else []
+        if self._children_fd >= 0:
+            extra.append(self._children_fd)
         return [self.ctrl.fileno(), *self.wake, *extra]
 
     def make_spare(self) -> None:
@@ -142,6 +147,7 @@ class _Zygote:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         me = os.getpid()
+        _child.note_modules()
         gc.freeze()
         try:
             pid = os.fork()
@@ -151,7 +157,7 @@ class _Zygote:
             return
         if pid == 0:
             ours.close()
-            _child.spare_main(theirs, [self.ctrl.fileno(), *self.wake], me)
+            _child.spare_main(theirs, self.inherited(), me)
         theirs.close()
         self.spare = (pid, ours)
 
@@ -211,9 +217,17 @@ class _Zygote:
         subreaper, so orphans reach us only from a dead task). Its death wakes us, and
         the next rescan takes what it leaves."""
         spare = self.spare[0] if self.spare is not None else None
-        for pid in children(os.getpid()):
+        for pid in self.children():
             if pid not in self.tasks and pid != spare:
                 _kill(pid)
+
+    def children(self) -> list[int]:
+        """Our children now: one pread of our (only) thread's list, kept open."""
+        if self._children_fd < 0:
+            me = os.getpid()
+            self._children_fd = os.open(f"/proc/{me}/task/{me}/children",
+                                        os.O_RDONLY | os.O_CLOEXEC)
+        return [int(pid) for pid in os.pread(self._children_fd, 1 << 16, 0).split()]
 
     def kill_everything(self) -> None:
         """Kill, reap and rescan until no process of ours is left (up to REAP_WITHIN):
