@@ -8,19 +8,27 @@ none builds a string proportional to the size of the user's data.
 from __future__ import annotations
 
 import gc
+import os
 import reprlib
 import sys
+import sysconfig
 import time
 import types
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from .._procfs import self_rss
+
+_T = TypeVar("_T")
 
 # A report's value reprs are cut to this many characters by default (``max_repr``).
 DEFAULT_MAX_REPR = 80
 
 _QUALNAME = type.__dict__["__qualname__"]
+_MRO = type.__dict__["__mro__"]
+_CLASS_DICT = type.__dict__["__dict__"]
+_C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
+MISSING = object()
 _MODULE = type.__dict__["__module__"]
 _type_names: dict[type, str] = {}
 
@@ -37,6 +45,86 @@ def is_code(obj: object) -> bool:
     """True for classes, modules, functions and the like (exact type test: ``isinstance``
     would look ``__class__`` up on the object, which can run the user's code)."""
     return issubclass(type(obj), CODE_TYPES)
+
+
+def _dirs(*keys: str) -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    found = {os.path.realpath(paths[key]) + os.sep for key in keys if paths.get(key)}
+    if "purelib" in keys:
+        found.update(os.path.realpath(p) + os.sep for p in sys.path
+                     if p.rstrip(os.sep).endswith(("site-packages", "dist-packages")))
+    return tuple(sorted(found))
+
+
+PACKAGES_DIRS = _dirs("purelib", "platlib")
+STDLIB_DIRS = _dirs("stdlib", "platstdlib")
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_origins: dict[str, str] = {}
+
+
+def origin(path: object) -> str:
+    """Whose code a file is: ``"user"``, ``"package"`` (an installed package),
+    ``"stdlib"`` or ``"isolator"``."""
+    if type(path) is not str or not path:
+        return "stdlib"
+    if path.startswith("<"):  # <frozen ...> is the stdlib; <string> and <stdin> are code
+        return "user" if path in ("<stdin>", "<string>") else "stdlib"
+    found = _origins.get(path)
+    if found is None:
+        real = os.path.realpath(path)
+        if path.startswith(PACKAGE_DIR) or real.startswith(PACKAGE_DIR):
+            found = "isolator"
+        elif real.startswith(PACKAGES_DIRS):  # before the stdlib: a venv may sit inside it
+            found = "package"
+        elif real.startswith(STDLIB_DIRS):
+            found = "stdlib"
+        else:
+            found = "user"
+        _origins[path] = found
+    return found
+
+
+def is_library_file(path: object) -> bool:
+    """A file of the standard library, an installed package or isolator itself."""
+    return origin(path) != "user"
+
+
+def c_attr(obj: object, attr: str) -> object:
+    """``obj.attr`` through a C-level descriptor of its class only, else ``MISSING``:
+    no property, ``__getattr__`` or other code of the user's runs."""
+    for klass in _MRO.__get__(type(obj)):
+        slot = _CLASS_DICT.__get__(klass).get(attr)
+        if slot is not None:
+            if type(slot) not in _C_DESCRIPTORS:
+                return MISSING
+            try:
+                return slot.__get__(obj, type(obj))
+            except Exception:  # noqa: BLE001 - an empty slot or a failing getter
+                return MISSING
+    return MISSING
+
+
+def instance_dict(obj: object) -> dict[str, Any] | None:
+    """An object's ``__dict__`` read through its C descriptor (on 3.11 this makes the
+    dict exist if the attributes were kept inline: use it on few objects)."""
+    found = c_attr(obj, "__dict__")
+    return found if type(found) is dict else None
+
+
+#: ids of the collectors' own structures that hold the user's objects (lists of
+#: targets, the walks' sets, the stack's values...): never walked, sized or named.
+OURS: set[int] = set()
+
+
+def ours(obj: _T) -> _T:
+    """Register one of the collectors' own structures; returns it."""
+    OURS.add(id(obj))
+    return obj
+
+
+def is_isolator(obj: object) -> bool:
+    """An object whose class is isolator's own, or one of its registered structures."""
+    return id(obj) in OURS or type_name(type(obj)).startswith("isolator.")
 
 
 class Skipped(Exception):
@@ -61,6 +149,12 @@ class Budget:
 
     def expired(self) -> bool:
         return time.monotonic() >= self.end
+
+    def share(self, fraction: float) -> Budget:
+        """A budget of ``fraction`` of this one's seconds, within what is left of it."""
+        part = Budget(max(min(self.left(), self.seconds * fraction), 0.0))
+        part.seconds = round(part.seconds, 3)
+        return part
 
     def check(self, what: str) -> None:
         if time.monotonic() >= self.end:
@@ -95,10 +189,17 @@ def array_nbytes(obj: object) -> int:
 
 
 def own_caches() -> list[int]:
-    """ids of the collectors' own caches: never reported as the user's memory."""
-    from . import _sizing
+    """ids of the collectors' own caches, and of what isolator put in the standard
+    library's (the source lines of its own files, which formatting the breach's
+    traceback loaded into linecache): never reported as the user's memory."""
+    from . import _registries, _sizing
 
-    return [id(_type_names), id(_sizing._sizers)]
+    found = [id(_type_names), id(_sizing._sizers), id(_origins), *_registries.own_lists()]
+    cache = getattr(sys.modules.get("linecache"), "cache", None)
+    if type(cache) is dict:
+        found.extend(id(entry) for path, entry in list(cache.items())
+                     if type(path) is str and origin(path) == "isolator")
+    return found
 
 
 def clear_caches() -> None:
@@ -107,6 +208,8 @@ def clear_caches() -> None:
 
     _type_names.clear()
     _sizing._sizers.clear()
+    _origins.clear()
+    OURS.clear()
 
 
 def sizeof(obj: object) -> int:

@@ -22,20 +22,20 @@ from types import (
     FrameType,
     FunctionType,
     GeneratorType,
-    GetSetDescriptorType,
     MemberDescriptorType,
     MethodType,
     TracebackType,
 )
 from typing import Any
 
-from ._common import safe_repr, type_name
+from ._common import MISSING, safe_repr, type_name
+from ._common import c_attr as _get
+from ._common import instance_dict as _instance_dict
 from ._stack import function_label, read_locals
 
 _LRU = getattr(functools, "_lru_cache_wrapper", None)
 _MRO = type.__dict__["__mro__"]
 _CLASS_DICT = type.__dict__["__dict__"]
-_C_DESCRIPTORS = (GetSetDescriptorType, MemberDescriptorType)
 _FRAME_OF = {GeneratorType: "gi_frame", CoroutineType: "cr_frame", AsyncGeneratorType: "ag_frame"}
 _ATTRS: dict[type, tuple[str, ...]] = {
     TracebackType: ("tb_frame", "tb_next"),
@@ -47,7 +47,7 @@ _ATTRS: dict[type, tuple[str, ...]] = {
 }
 _EXC_ATTRS = ("__traceback__", "__context__", "__cause__", "args")
 _C_ATTRS = ("base", "obj", "__self__", "__func__")  # numpy views, memoryviews, methods
-_MISSING = object()
+_MISSING = MISSING
 Edge = tuple[str, int]  # (name, index of the node the reference leads to)
 
 
@@ -181,25 +181,6 @@ def _index(seq: Any, child: object) -> str:
         if item is child:
             return f"[{i}]"
     return "[?]"
-
-
-def _get(obj: object, attr: str) -> object:
-    """``obj.attr`` through a C-level descriptor of its class only, else _MISSING."""
-    for klass in _MRO.__get__(type(obj)):
-        slot = _CLASS_DICT.__get__(klass).get(attr)
-        if slot is not None:
-            if type(slot) not in _C_DESCRIPTORS:
-                return _MISSING
-            try:
-                return slot.__get__(obj, type(obj))
-            except Exception:  # noqa: BLE001 - an empty slot or a failing getter
-                return _MISSING
-    return _MISSING
-
-
-def _instance_dict(obj: object) -> dict[str, Any] | None:
-    found = _get(obj, "__dict__")
-    return found if type(found) is dict else None
 
 
 def _qualname(obj: object) -> str:

@@ -36,15 +36,18 @@ from ._sizing import containers, contents, holds, huge, measure, pieces
 _CHUNK = 2048
 _BULKY = 4096  # tracked objects this big (~500 referents) are read in pieces
 _UNIQUE = 4
-_MAX_SHARED = 1_000_000  # ids kept for de-duplication, at most (~70 MiB would be too much)
+_MAX_SHARED = 1_000_000  # ids kept for de-duplication, at most (the memory budget decides)
 _MAX_PARENTS = 10_000
 _BIG_FLOOR = 16 * 1024  # smallest object worth a holder chain
+_LEVEL_CHUNK = 2048  # untracked containers whose contents are read at once, at most
+_LEVEL_ITEMS = 32768  # ... and about this many items of theirs
 
 
 class HeapScan:
     """The result of :func:`scan`: per-type count and bytes, and the biggest objects."""
 
-    def __init__(self, top: int, exclude: set[int] | None = None) -> None:
+    def __init__(self, top: int, exclude: set[int] | None = None,
+                 max_shared: int = _MAX_SHARED) -> None:
         self.stats: dict[type, list[int]] = {}
         self.tracked_counts: Counter[type] = Counter()  # gc-tracked objects only
         self.tracked = 0  # gc-tracked objects read
@@ -62,6 +65,7 @@ class HeapScan:
         self._big: list[tuple[int, int, Any]] = []
         self._fresh: list[Any] = []  # offered to _big by the last _add
         self._shared: set[int] = set()
+        self._max_shared = max_shared
 
     def biggest(self) -> tuple[list[int], list[Any]]:
         """Sizes and the objects themselves, biggest first, handed over: two plain
@@ -143,7 +147,7 @@ class HeapScan:
             del shared
             new = by_id.keys() - self._shared
             found.extend(map(by_id.__getitem__, new))
-            if len(self._shared) < _MAX_SHARED:
+            if len(self._shared) < self._max_shared:
                 self._shared |= new
             else:
                 self.approximate = True
@@ -159,25 +163,33 @@ class HeapScan:
         del keys
         counts = self._add(found)
         self._adopt(list(self._fresh), [], holder)
-        levels: list[list[Any]] = []
-        while found:
-            dicts, others = containers(found, counts)
-            if not dicts and not others:
-                return
-            tuples = [obj for obj in others if type(obj) is tuple]
-            outsize = huge(dicts) + huge(tuples)
-            if outsize:
-                skip = set(map(id, outsize))
-                dicts = [obj for obj in dicts if id(obj) not in skip]
-                others = [obj for obj in others if id(obj) not in skip]
-            levels.append(dicts + others)
-            found = self._untracked(contents(dicts, others))
-            counts = self._add(found)
-            self._adopt(list(self._fresh), levels, holder)
-            for obj in outsize:
-                self._adopt([obj], levels[:-1], holder)
-                for piece in self._pieces(obj):
-                    self._account(piece, [], obj)
+        self._inside(found, counts, [], holder)
+
+    def _inside(self, found: list[Any], counts: Counter[type], levels: list[list[Any]],
+                holder: Any) -> None:
+        """What the untracked dicts and tuples among ``found`` hold, level after level,
+        read ``_LEVEL_CHUNK`` containers at a time: a level of a million row dicts
+        must not become one list of their six million keys and values."""
+        dicts, others = containers(found, counts)
+        del found
+        if not dicts and not others:
+            return
+        tuples = [obj for obj in others if type(obj) is tuple]
+        outsize = huge(dicts) + huge(tuples)
+        if outsize:
+            skip = set(map(id, outsize))
+            dicts = [obj for obj in dicts if id(obj) not in skip]
+            others = [obj for obj in others if id(obj) not in skip]
+        for part in _runs(dicts, others):
+            level = [*levels, part[0] + part[1]]
+            inner = self._untracked(contents(*part))
+            inner_counts = self._add(inner)
+            self._adopt(list(self._fresh), level, holder)
+            self._inside(inner, inner_counts, level, holder)
+        for obj in outsize:
+            self._adopt([obj], levels, holder)
+            for piece in self._pieces(obj):
+                self._account(piece, [], obj)
 
     def _adopt(self, objs: list[Any], levels: list[list[Any]], holder: Any) -> None:
         """Remember which untracked container holds each of ``objs`` (and which holds
@@ -196,14 +208,29 @@ class HeapScan:
                     self.parents[id(child)] = holder
 
 
+def _runs(dicts: list[Any], others: list[Any]) -> Iterator[tuple[list[Any], list[Any]]]:
+    """The containers in runs holding about ``_LEVEL_ITEMS`` items each."""
+    for group, is_dict in ((dicts, True), (others, False)):
+        start, total = 0, 0
+        for i, obj in enumerate(group):
+            total += len(obj) if is_dict or type(obj) is tuple else 1
+            if total >= _LEVEL_ITEMS or i - start >= _LEVEL_CHUNK:
+                part = group[start : i + 1]
+                yield (part, []) if is_dict else ([], part)
+                start, total = i + 1, 0
+        if start < len(group):
+            part = group[start:]
+            yield (part, []) if is_dict else ([], part)
+
+
 def scan(budget: Budget, exclude: set[int] | None = None, top: int = 64,
-         stride: int = 1) -> HeapScan:
+         stride: int = 1, max_shared: int = _MAX_SHARED) -> HeapScan:
     """Walk the gc-tracked objects and their untracked referents within ``budget``.
 
     With ``stride`` > 1 only every stride-th chunk is read (a sample: the baseline's
     cheap estimate); ``tracked`` then tells how many of ``total`` were read.
     """
-    result = HeapScan(top, exclude)
+    result = HeapScan(top, exclude, max_shared)
     result.budget = budget
     objs = gc.get_objects()
     result.total = len(objs)
