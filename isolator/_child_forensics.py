@@ -57,5 +57,5 @@ def heap_forensics(exc: BaseException, spec: ChildSpec,
     headroom = max(spec.limit - self_rss(), 0) if spec.limit else None
     return forensics.collect(level=spec.forensics, frame=tb.tb_frame if tb else None,
                              baseline=baseline, time_budget=spec.forensics_budget,
-                             headroom=headroom)
+                             headroom=headroom, traceback=exc.__traceback__)
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from types import FrameType
+from types import FrameType, FunctionType, MethodType, TracebackType
 from typing import Any
 
 from ._budget import Plan
@@ -82,7 +82,8 @@ LEVELS = ("types", "default", "deep")
 SCHEMA = "isolator.forensics"
 VERSION = 2
 WALK_SHARE = 0.4  # of the time budget, at most, for the walk from named roots
-SCAN_SHARE = 0.3  # ... for the flat heap scan; the search up and the graph get the rest
+SCAN_SHARE = 0.6  # ... for the flat heap scan, of what the walk left
+RESERVE = 0.15  # ... kept for the search up from the biggest objects and the graph
 SWITCH_INTERVAL = 30.0  # other threads stay paused while the heap is read
 TOP_HOLDERS = 8
 NOISE = 100  # holders 100 times smaller than the biggest are left out
@@ -91,14 +92,15 @@ NOISE = 100  # holders 100 times smaller than the biggest are left out
 def collect(
     *, level: str, frame: FrameType | None, baseline: Baseline | None,
     time_budget: float | None = None, max_repr: int = DEFAULT_MAX_REPR,
-    headroom: int | None = None,
+    headroom: int | None = None, traceback: TracebackType | None = None,
 ) -> dict[str, Any]:
     """What holds the memory and who keeps it alive; never raises (see the module doc).
 
     ``frame`` is the frame that was running (the signal handler's ``frame``); its
     locals and its callers' are read, isolator's own frames skipped, and nothing is
     kept once this returns. ``time_budget`` None scales it with the heap; ``headroom``
-    is the memory left below the cap (None: no cap).
+    is the memory left below the cap (None: no cap); ``traceback``, the failure's, gives
+    the frames that were running when ``f_back`` cannot (a generator that raised).
     """
     started = time.monotonic()
     result: dict[str, Any] = {
@@ -113,14 +115,15 @@ def collect(
     gc.disable()  # a collection mid-scan would cost seconds on a big heap
     interval, profiler = sys.getswitchinterval(), sys.getprofile()
     sys.setswitchinterval(SWITCH_INTERVAL)
-    sys.setprofile(None)
+    if type(profiler) in (FunctionType, MethodType):  # a Python profile function: paused
+        sys.setprofile(None)
     plan = Plan(time_budget, headroom)
     result["time_budget"] = plan.seconds
     result["budget"] = plan.section()
     sections = Sections(result, Budget(plan.seconds), values=level != "types")
     held: dict[str, Any] = {}  # what refers to the user's objects, dropped in the end
     try:
-        _collect(sections, level, frame, baseline, max_repr, held, plan, enabled)
+        _collect(sections, level, frame, baseline, max_repr, held, plan, enabled, traceback)
     except Exception as exc:  # noqa: BLE001 - never raise into the failing task
         result["missing"]["*"] = error_text(exc, sections.values)
     finally:
@@ -132,7 +135,8 @@ def collect(
         held.clear()
         clear_caches()
         sys.setswitchinterval(interval)
-        sys.setprofile(profiler)
+        if type(profiler) in (FunctionType, MethodType):
+            sys.setprofile(profiler)
         if enabled:
             gc.enable()
     result["cost"]["rss_after"] = rss_bytes()
@@ -142,23 +146,25 @@ def collect(
 
 def _collect(sections: Sections, level: str, frame: FrameType | None,
              baseline: Baseline | None, max_repr: int, held: dict[str, Any], plan: Plan,
-             enabled: bool) -> None:
+             enabled: bool, traceback: TracebackType | None) -> None:
     budget, values, result = sections.budget, sections.values, sections.result
     modules = module_namespaces()
     skip = ours(set(modules))
     OURS.update(own_caches())
     held["stack"] = stack = Stack()
     OURS.update((id(stack.values), id(stack.names), id(stack.by_id), id(held)))
-    if frame is None:
+    if frame is None and traceback is None:
         absent(sections, ("locals",), "no frame was given")
     else:
-        sections.run("locals", _locals, stack, frame, modules, skip, budget, values, max_repr)
+        sections.run("locals", _locals, stack, (frame, traceback), modules, skip, budget,
+                     values, max_repr)
     sections.run("garbage", garbage_section, budget.share(0.15), enabled)
     garbage = (result.get("garbage") or {}).get("bytes", 0)
     namer = Namer(values, max_repr, drop=stack.kept is None)
     named = sections.run("holders", named_section, modules, stack, namer,
                          budget.share(WALK_SHARE), plan, held)
-    share = Budget(min(budget.left(), budget.seconds * SCAN_SHARE))
+    share = Budget(max(min(budget.left() - budget.seconds * RESERVE,
+                           budget.seconds * SCAN_SHARE), 0.0))
     heap: HeapScan | None = sections.run("heap scan", scan, share, OURS | skip, 64,
                                          1, plan.max_seen)
     if baseline is None:
@@ -236,9 +242,9 @@ def _search_up(sections: Sections, heap: HeapScan, stack: Stack, modules: dict[i
             section["partial"] = found["partial"]
 
 
-def _locals(stack: Stack, frame: FrameType, modules: dict[int, str], *args: Any
-            ) -> dict[str, Any]:
-    read_stack(frame, stack, modules=modules)
+def _locals(stack: Stack, where: tuple[FrameType | None, TracebackType | None],
+            modules: dict[int, str], *args: Any) -> dict[str, Any]:
+    read_stack(where[0], stack, modules=modules, traceback=where[1])
     threads = read_threads(stack, modules)
     section = locals_section(stack, *args)
     section["threads"] = threads + 1

@@ -3,8 +3,10 @@
 The child walks its heap between the soft limit and the hard cap: past the cap it is
 killed and the report is lost, so memory is the hard bound; time is what the user
 waits. Time grows with the heap: ``SECONDS_PER_MILLION`` per million gc-tracked objects,
-never less than the base budget (2 s, or what the caller passes) and never more than
-``MAX_SECONDS``. Memory is a share of the headroom left below the cap
+never less than ``BASE_SECONDS`` and never more than ``MAX_SECONDS``; it is counted in
+CPU seconds of the child (``_common.Budget``), so a busy machine gets the same report,
+later, rather than a worse one. Most reports take well under their budget: a section
+stops early only on a heap that needs it. Memory is a share of the headroom left below the cap
 (``MEMORY_SHARE``): it bounds the sets of ids the walks keep (``max_seen``) and decides
 how heapy may run. Without a cap (a reused worker examined for a leak) the memory
 budget is ``DEFAULT_MEMORY``.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-BASE_SECONDS = 2.0
+BASE_SECONDS = 3.0
 SECONDS_PER_MILLION = 2.0
 MAX_SECONDS = 20.0
 MEMORY_SHARE = 0.5

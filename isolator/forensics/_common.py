@@ -14,6 +14,7 @@ import sys
 import sysconfig
 import time
 import types
+from collections import deque
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -136,19 +137,27 @@ class OutOfTime(Skipped):
 
 
 class Budget:
-    """A deadline on ``time.monotonic()``, checked between steps."""
+    """A budget of CPU seconds of this process, checked between steps, with a deadline
+    on the wall clock at ``WALL_FACTOR`` times as long.
 
-    __slots__ = ("end", "seconds")
+    CPU time, so that a report says the same on a busy machine as on an idle one (the
+    walk is the same work however many other processes share the cores); the wall
+    clock bounds the wait when the machine is so loaded that the work barely runs.
+    """
+
+    __slots__ = ("cpu_end", "end", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.end = time.monotonic() + seconds
+        self.cpu_end = time.process_time() + seconds
+        self.end = time.monotonic() + seconds * WALL_FACTOR
 
     def left(self) -> float:
-        return self.end - time.monotonic()
+        return min(self.cpu_end - time.process_time(),
+                   (self.end - time.monotonic()) / WALL_FACTOR)
 
     def expired(self) -> bool:
-        return time.monotonic() >= self.end
+        return time.process_time() >= self.cpu_end or time.monotonic() >= self.end
 
     def share(self, fraction: float) -> Budget:
         """A budget of ``fraction`` of this one's seconds, within what is left of it."""
@@ -157,8 +166,11 @@ class Budget:
         return part
 
     def check(self, what: str) -> None:
-        if time.monotonic() >= self.end:
+        if self.expired():
             raise OutOfTime(f"time budget of {self.seconds:g} s exhausted {what}".rstrip())
+
+
+WALL_FACTOR = 4.0
 
 
 def type_name(cls: type) -> str:
@@ -265,8 +277,39 @@ class _Repr(reprlib.Repr):
         return head if len(obj) <= self.maxstring else f"{head}... ({len(obj)} bytes)"
 
 
+_CONTAINERS = (list, tuple, dict, set, frozenset, deque)
+_REPRLIB_TYPES = (str, bytes, bytearray, int, float, complex, bool, type(None), *_CONTAINERS)
+_LONG_ITEMS = 256  # a container this long inside an object makes its repr unsafe
+
+
+def _repr_is_bounded(obj: object) -> bool:
+    """Whether an object's own ``__repr__`` cannot be huge: none of what it holds, two
+    levels down, is a long container. ``asyncio.Queue``'s repr lists its whole queue and
+    a dataclass's every field: on a leak, one such repr is a hundred MiB."""
+    level = [ref for ref in gc.get_referents(obj) if type(ref) is not type]
+    for _ in range(2):
+        inner: list[Any] = []
+        for ref in level[:64]:
+            cls: Any = type(ref)
+            if issubclass(cls, _CONTAINERS):
+                if cls.__len__(ref) > _LONG_ITEMS:
+                    return False
+                inner.extend(islice(cls.__iter__(ref), 64))
+            elif issubclass(cls, (str, bytes, bytearray)) and cls.__len__(ref) > 1 << 16:
+                return False
+            elif gc.is_tracked(ref):
+                inner.extend(gc.get_referents(ref)[:64])
+        level = inner
+    return True
+
+
 def safe_repr(obj: object, limit: int) -> str:
-    """A repr of at most ``limit`` characters; never raises."""
+    """A repr of at most ``limit`` characters; never raises, and never calls a
+    ``__repr__`` that could build a string as big as the data (see above)."""
+    cls = type(obj)
+    if not issubclass(cls, _REPRLIB_TYPES) and \
+            _class_repr(cls) is not object.__repr__ and not _repr_is_bounded(obj):
+        return f"<{type_name(cls)} object at {id(obj):#x}; too big to repr>"
     maker = _Repr()
     maker.maxstring = maker.maxother = maker.maxlong = max(limit, 8)
     try:
@@ -276,6 +319,14 @@ def safe_repr(obj: object, limit: int) -> str:
     if type(text) is not str:
         return f"<{type_name(type(obj))} object>"
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def _class_repr(cls: type) -> object:
+    for klass in _MRO.__get__(cls):
+        found = _CLASS_DICT.__get__(klass).get("__repr__")
+        if found is not None:
+            return found
+    return None
 
 
 def error_text(exc: BaseException, values: bool) -> str:

@@ -102,6 +102,9 @@ class Namer:
             return "{<member>}", 1
         if cls is FunctionType and child is _get(parent, "__closure__"):
             return _closure(parent, after, len(nodes) - i - 2)
+        if cls is FunctionType and after is not _MISSING and (
+                child is _get(parent, "__defaults__") or child is _get(parent, "__kwdefaults__")):
+            return _default(parent, child, after), 2
         if cls is _LRU and child is not _instance_dict(parent):
             if child is (_instance_dict(parent) or {}).get("__wrapped__"):
                 return ".__wrapped__", 1
@@ -166,6 +169,20 @@ def _closure(func: Any, cell: object, more: int) -> tuple[str, int]:
     index = next((i for i, item in enumerate(func.__closure__) if item is cell), -1)
     name = func.__code__.co_freevars[index] if index >= 0 else "?"
     return f"{func.__qualname__} closure cell '{name}'", 3 if more > 1 else 2
+
+
+def _default(func: Any, defaults: Any, value: object) -> str:
+    """``normalize default '_seen'``: the parameter whose default holds ``value``."""
+    name: object = "?"
+    if type(defaults) is dict:
+        name = _key_in(defaults, value)
+    else:
+        code = func.__code__
+        index = next((i for i, item in enumerate(defaults) if item is value), None)
+        if index is not None:
+            position = code.co_argcount - len(defaults) + index
+            name = code.co_varnames[position] if 0 <= position < len(code.co_varnames) else "?"
+    return f"{func.__qualname__} default '{name}'"
 
 
 def _key_in(mapping: Any, child: object) -> object:

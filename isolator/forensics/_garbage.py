@@ -58,8 +58,10 @@ def garbage_section(budget: Budget, enabled: bool) -> dict[str, Any]:
         section["types"] = [{"type": name, "count": n, "bytes": size}
                             for name, (n, size) in ranked]
         scan.release()
+    freed = bool(found)
     found.clear()
     OURS.discard(id(found))
-    gc.collect()  # now they are gone for good
+    if freed:
+        gc.collect()  # now they are gone for good
     section["collected"] = True
     return section

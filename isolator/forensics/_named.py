@@ -33,6 +33,7 @@ MAX_DESCENT = 10
 PROBE = 3000  # objects a walk made only to choose a branch may size (after a level)
 PROBE_LEVELS = 4  # ... and how deep it goes: containers' own sizes grow with their length
 PROBE_PIECE = 256  # ... and how many items of a long container it reads
+MAX_PROBE_LEVELS = 64
 _SIZED = (list, tuple, dict, set, frozenset)
 
 
@@ -52,16 +53,34 @@ class Found:
 
 def walk_roots(roots: list[Root], walker: Walker, budget: Budget
                ) -> tuple[list[Found], dict[str, Any]]:
-    """Walk every root, best first; the biggest rows and what the walk covered."""
+    """Walk every root, best first; the biggest rows and what the walk covered.
+
+    A walk stops at the roots of its own rank or better (they have rows of their own)
+    and goes through those of worse names (a library frame's ``self`` that is the
+    user's module global's queue): their memory is the better name's."""
     groups: dict[str, list[Root]] = {}
     for root in roots:
         groups.setdefault(root.label, []).append(root)
+    ranks = walker.ranks
+    for root in roots:
+        ranks.setdefault(root.rank, []).append(id(root.value))
+    opened: set[int] = set()
     kept: list[tuple[float, int, Found]] = []
     walked = total = 0
     rest = 0.0
     order = itertools.count()
     for label, members in groups.items():
         total += len(members)
+        rank = members[0].rank
+        if rank not in opened:  # roots of this rank (and better) stop every walk now
+            opened.add(rank)
+            walker.stops.update(ranks[rank])
+            walker.later.difference_update(ranks[rank])
+        count = len(members)
+        members = [root for root in members if id(root.value) not in walker.absorbed]
+        walked += count - len(members)  # met by a better name's walk: part of its row
+        if not members:
+            continue
         if budget.expired():
             continue
         step = max(1, len(members) // GROUP_SAMPLE)
@@ -72,6 +91,7 @@ def walk_roots(roots: list[Root], walker: Walker, budget: Budget
             _merge(merged, one)
         walked += len(members)
         found = Found(members[0], merged, len(members), len(members) / len(sample))
+        del members
         del label
         item = (found.bytes, next(order), found)
         if len(kept) < KEPT:
@@ -113,11 +133,12 @@ def holder_rows(found: list[Found], walker: Walker, namer: Namer, budget: Budget
     for rank, item in enumerate(found[:top]):
         if item.bytes <= 0:
             break
+        walker.stop_as(item.root.rank, item.root.value)  # as when its walk counted it
         if budget.expired():
             rows.append(_row(item, [item.root.value], [], namer, walker, False))
             continue
-        path = descend(item.root.value, walker, namer)
-        example = example_path(path[-1], walker, namer)
+        path = descend(item.root.value, walker, namer, item.bytes)
+        example = example_path(path[-1], walker, item.bytes)
         # The container's own size, walked in full for the first rows while time allows.
         full = rank < 3 and budget.left() > budget.seconds / 4
         rows.append(_row(item, path, example, namer, walker, full))
@@ -125,42 +146,54 @@ def holder_rows(found: list[Found], walker: Walker, namer: Namer, budget: Budget
     return rows, containers
 
 
-def descend(value: Any, walker: Walker, namer: Namer) -> list[Any]:
+def descend(value: Any, walker: Walker, namer: Namer, expect: float) -> list[Any]:
     """From a root's value down to the container of its memory: the first object on
     the way whose memory is spread over many references (a collection), or a single
-    object (a blob) that is most of it."""
+    object (a blob) that is most of it. ``expect`` is what the root retains."""
     path = [value]
     for _ in range(MAX_DESCENT):
         current = path[-1]
-        if _long(current, FEW):
+        if _long(current, FEW) or sizeof(current) >= 0.5 * expect:
             break
         kids = walker.kids_of(current)
         if not kids or len(kids) > FEW:
             break
-        best_size, best, total = _biggest(kids, walker)
-        if sizeof(current) >= best_size or best_size < 0.5 * total \
-                or namer.edge([current, best], 0)[0].startswith("<ref"):
+        # Only along references the code names (an attribute, a key, a local): not
+        # into a frame's snapshot of its locals, say, which holds them all again.
+        kids = [kid for kid in kids if not namer.edge([current, kid], 0)[0].startswith("<")]
+        if not kids:
+            break
+        best_size, best, total = _biggest(kids, walker, expect)
+        if best_size < 0.5 * total:
             break
         path.append(best)
+        expect = best_size
     return path
 
 
-def _probe(walker: Walker, value: Any, seen: set[int]) -> float:
+def _probe(walker: Walker, value: Any, seen: set[int], levels: int) -> float:
     """A quick, rough size: enough to tell which branch holds the memory."""
-    return walker.walk(value, limit=PROBE, seen=seen, levels=PROBE_LEVELS,
+    return walker.walk(value, limit=PROBE, seen=seen, levels=levels,
                        piece=PROBE_PIECE).bytes
 
 
-def _biggest(kids: list[Any], walker: Walker) -> tuple[float, Any, float]:
+def _biggest(kids: list[Any], walker: Walker, expect: float) -> tuple[float, Any, float]:
     """The kid that retains most, its size and all kids' (an object two kids share
-    counts for the first)."""
-    shared: set[int] = set()
-    sized = [(_probe(walker, kid, shared), i) for i, kid in enumerate(kids)]
+    counts for the first). Probes go deeper until they find most of ``expect``: the
+    memory under a traceback is a dozen references down."""
+    levels = PROBE_LEVELS
+    while True:
+        shared: set[int] = set()
+        sized = [(_probe(walker, kid, shared, levels), i) for i, kid in enumerate(kids)]
+        total = sum(size for size, _ in sized)
+        if total >= 0.5 * expect or levels >= MAX_PROBE_LEVELS:
+            break
+        levels *= 2
     best_size, index = max(sized)
-    return best_size, kids[index], sum(size for size, _ in sized)
+    return best_size, kids[index], total
 
 
-def example_path(container: Any, walker: Walker, namer: Namer) -> list[Any]:
+def example_path(container: Any, walker: Walker, expect: float) -> list[Any]:
     """From the container down to one of the biggest single objects it holds."""
     path = [container]
     for _ in range(MAX_DESCENT):
@@ -168,10 +201,11 @@ def example_path(container: Any, walker: Walker, namer: Namer) -> list[Any]:
         kids = _items(current, walker)
         if not kids:
             break
-        best_size, best, _ = _biggest(kids, walker)
+        best_size, best, _ = _biggest(kids, walker, expect)
         path.append(best)
         if sizeof(best) >= 0.5 * best_size:  # a blob: the object itself is the memory
             break
+        expect = best_size
     return path[1:] if len(path) > 1 else []
 
 

@@ -88,18 +88,35 @@ class Walker:
     does not ask for a fresh one, so an object is counted for the first root only."""
 
     def __init__(self, stops: set[int], budget: Budget, max_seen: int) -> None:
-        self.stops = stops
+        self.stops = stops  # never entered: namespaces, roots walked or of the same rank
+        self.base = set(stops)  # the namespaces alone
+        self.ranks: dict[int, list[int]] = {}  # ids of the roots of each rank
+        self.later: set[int] = set()  # roots of a worse name, walked later unless met
+        self.absorbed: set[int] = set()  # ... those a walk went through: no rows of their own
         self.budget = budget
         self.max_seen = max_seen
         self.seen: set[int] = set()
         self.big_ids: set[int] = set()  # every big object any walk sized
         self.approximate = False  # the seen set was full: shared objects may count twice
-        OURS.update((id(self.seen), id(self.big_ids), id(stops)))
+        OURS.update((id(self.seen), id(self.big_ids), id(stops), id(self.later),
+                     id(self.absorbed), id(self.base), id(self.ranks)))
         _RANDOM.seed(len(stops))  # the same heap samples the same way
 
     def release(self) -> None:
         self.seen.clear()
         self.big_ids.clear()
+        self.later.clear()
+        self.absorbed.clear()
+        self.ranks.clear()
+
+    def stop_as(self, rank: int, value: Any) -> None:
+        """Stop where the walk of a root of ``rank`` stopped: at roots as good."""
+        self.stops.clear()
+        self.stops.update(self.base)
+        for other, ids in self.ranks.items():
+            if other <= rank:
+                self.stops.update(ids)
+        self.stops.discard(id(value))
 
     def kids_of(self, obj: Any) -> list[Any]:
         """What a walk would follow from ``obj`` (one level), in the order of a list's
@@ -151,12 +168,6 @@ class Walker:
 
     def _level(self, objs: list[Any], weight: float, seen: set[int], found: Walk,
                following: dict[float, list[Any]], piece: int) -> int:
-        fanout = sum(len(obj) if type(obj) in _LONG else 8 for obj in objs)
-        if fanout > LEVEL_KIDS:  # many objects with many items each: read some of them
-            keep = max(1, len(objs) * LEVEL_KIDS // fanout)
-            weight *= len(objs) / keep
-            objs = _RANDOM.sample(objs, keep)
-            found.estimated = True
         long = [obj for obj in objs if type(obj) in _LONG and len(obj) > piece]
         if long:  # read in a sample, each weighed by its own sampling step
             objs = [obj for obj in objs if not (type(obj) in _LONG and len(obj) > piece)]
@@ -165,6 +176,12 @@ class Walker:
                 found.estimated = True
                 kids = self.allowed(_sample_items(obj, step))
                 self._absorb(kids, weight * step, seen, found, following)
+        fanout = sum(len(obj) if type(obj) in _LONG else 8 for obj in objs)
+        if fanout > LEVEL_KIDS:  # many objects with many items each: read some of them
+            keep = max(1, len(objs) * LEVEL_KIDS // fanout)
+            weight *= len(objs) / keep
+            objs = _RANDOM.sample(objs, keep)
+            found.estimated = True
         done = 0
         for part in _chunks(objs):  # a level of big dicts: their items a chunk at a time
             kids = self.allowed(self._kids(part, found, weight))
@@ -178,25 +195,25 @@ class Walker:
         refcounts = list(map(sys.getrefcount, kids))
         unique = list(compress(kids, map(eq, refcounts, repeat(_UNIQUE))))
         shared = list(compress(kids, map(ne, refcounts, repeat(_UNIQUE))))
+        counts = list(compress(refcounts, map(ne, refcounts, repeat(_UNIQUE))))
         del kids[:], refcounts
-        # A shared object met once here is referred to from elsewhere too (it stands
-        # for its sample like the others); one met many times here is shared by the
-        # level itself (a dict key, a small int): counted once, whatever the sampling.
         ids = list(map(id, shared))
         new = list(map(not_, map(seen.__contains__, ids)))
-        first = dict(zip(compress(ids, new), compress(shared, new), strict=True))
-        del shared, new
+        pairs = zip(compress(shared, new), compress(counts, new), strict=True)
+        first = dict(zip(compress(ids, new), pairs, strict=True))
+        del shared, new, counts
         many = Counter(ids)
         del ids
         if len(seen) + len(first) <= self.max_seen:
             seen.update(first)
         else:
             self.approximate = True
-        once = list(map(eq, map(many.__getitem__, first), repeat(1)))
-        unique.extend(compress(first.values(), once))
-        fresh = list(compress(first.values(), map(not_, once)))
-        del first, many, once
-        for w, group in ((weight, unique), (1.0, fresh)):
+        groups = [(weight, unique), (1.0, [])]
+        _weigh_shared(first, many, weight, groups)
+        del first, many
+        done = 0
+        for w, group in groups:
+            done += len(group)
             if group:
                 self._count(group, w, found)
                 more = self._expandable(group)
@@ -207,7 +224,7 @@ class Walker:
                     more = _RANDOM.sample(more, LEVEL_CAP)
                     found.estimated = True
                 following.setdefault(round(w, 3), []).extend(more)
-        return len(unique) + len(fresh)
+        return done
 
     def _expandable(self, objs: list[Any]) -> list[Any]:
         """The objects of ``objs`` that refer to others (C loops)."""
@@ -222,6 +239,8 @@ class Walker:
         """``kids`` without code, other roots and isolator's own objects (C loops)."""
         blocked = self.stops
         kids = list(compress(kids, map(not_, map(blocked.__contains__, map(id, kids)))))
+        if self.later:  # a root with a worse name, met on the way: its memory is this one's
+            self.absorbed.update(self.later.intersection(map(id, kids)))
         if OURS:
             kids = list(compress(kids, map(not_, map(OURS.__contains__, map(id, kids)))))
         types = list(map(type, kids))
@@ -270,6 +289,29 @@ class Walker:
         if len(found.big) > 256:
             found.big.sort(key=lambda item: item[0] * item[1], reverse=True)
             del found.big[64:]
+
+
+def _weigh_shared(first: dict[int, tuple[Any, int]], many: Counter[int], weight: float,
+                  groups: list[tuple[float, list[Any]]]) -> None:
+    """Add the shared objects met for the first time to ``groups`` with their weight.
+
+    One met many times in this level is shared by the level itself (a dict key, a small
+    int): counted once, whatever the sampling (weight 1, ``groups[1]``). One met once
+    is referred to from elsewhere too: with ``k`` referrers (its reference count less
+    the walk's own two), each kept in the sample with probability ``1 / weight``, it is
+    met with probability ``1 - (1 - 1 / weight) ** k``, so it stands for one over that
+    (a cache value that also is its key is met from both sides: twice as likely)."""
+    single = groups[0][1]
+    by_weight: dict[float, list[Any]] = {}
+    for ident, (obj, refs) in first.items():
+        if many[ident] > 1:
+            groups[1][1].append(obj)
+        elif weight <= 1.0 or refs <= _UNIQUE:
+            single.append(obj)
+        else:
+            chance = 1.0 - (1.0 - 1.0 / weight) ** (refs - _UNIQUE + 1)
+            by_weight.setdefault(round(1.0 / chance, 2), []).append(obj)
+    groups.extend(by_weight.items())
 
 
 def _extrapolate_chain(frontier: dict[float, list[Any]], links_types: set[type], depth: int,
@@ -359,8 +401,11 @@ def _sample_items(obj: Any, step: int) -> list[Any]:
     """Every ``step``-th item of a very long container (keys and values of a dict)."""
     cls = type(obj)
     if issubclass(cls, dict):
+        # Keys and values from different items: a value that holds its own key (a
+        # cache of parsed strings) must not be met from both sides at once, or the
+        # weights of what is shared would be off by half (see ``_weigh_shared``).
         return [*islice(dict.keys(obj), 0, None, step),
-                *islice(dict.values(obj), 0, None, step)]
+                *islice(dict.values(obj), step // 2, None, step)]
     if issubclass(cls, (list, tuple)):
         sequence: Any = list if issubclass(cls, list) else tuple
         n = sequence.__len__(obj)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 from ._common import PACKAGE_DIR, Budget, deep_size, is_code, is_library_file, safe_repr, type_name
@@ -93,32 +93,55 @@ class Stack:
         return f"local '{name}' in {function}"
 
 
+def frames_of(frame: FrameType | None, traceback: TracebackType | None) -> list[FrameType]:
+    """The frames that were running, innermost first: a traceback's frames, then the
+    callers of its outermost one. A generator that raised has lost its caller (its
+    frame's ``f_back`` is gone once it finished), so ``f_back`` alone would stop there."""
+    found: list[FrameType] = []
+    outer = None
+    while traceback is not None:
+        found.append(traceback.tb_frame)
+        outer = outer or traceback.tb_frame
+        traceback = traceback.tb_next
+    found.reverse()
+    start = outer.f_back if outer is not None else frame
+    if outer is not None and frame is not None and frame not in found:
+        found.insert(0, frame)
+    while start is not None and len(found) < MAX_FRAMES:
+        found.append(start)
+        start = start.f_back
+    return found
+
+
 def read_stack(frame: FrameType | None, stack: Stack, thread: str | None = None,
-               modules: dict[int, str] | None = None) -> Stack:
-    """Read the locals of ``frame`` and its callers into ``stack`` (isolator's own
-    frames skipped); ``thread`` names the thread when it is not the one that failed.
-    Globals of user frames that are no module's (``modules``) are kept as namespaces."""
+               modules: dict[int, str] | None = None,
+               traceback: TracebackType | None = None) -> Stack:
+    """Read the locals of ``frame`` and its callers (or of a ``traceback``'s frames)
+    into ``stack``, isolator's own frames skipped; ``thread`` names the thread when it
+    is not the one that failed. Globals of user frames that are no module's
+    (``modules``) are kept as namespaces."""
     if stack.kept is None:
         stack.kept = may_drop_snapshots()
     namespaces: set[int] = set()  # dicts that inner module/class/exec frames run in
-    while frame is not None and stack.frames < MAX_FRAMES:
-        if is_ours(frame):
+    for running in frames_of(frame, traceback):
+        if stack.frames >= MAX_FRAMES:
+            break
+        if is_ours(running):
             pass
-        elif not frame.f_code.co_flags & CO_OPTIMIZED:
-            namespaces.add(id(frame.f_locals))  # a namespace, not a snapshot
+        elif not running.f_code.co_flags & CO_OPTIMIZED:
+            namespaces.add(id(running.f_locals))  # a namespace, not a snapshot
         else:
             stack.frames += 1
-            drop = stack.kept is None and id(frame.f_locals) not in namespaces
+            drop = stack.kept is None and id(running.f_locals) not in namespaces
             where = "" if thread is None else f" (thread {thread!r})"
-            labels = (frame_label(frame), function_label(frame) + where)
-            library = is_library_file(frame.f_code.co_filename)
-            for name, value in read_locals(frame, drop):
+            labels = (frame_label(running), function_label(running) + where)
+            library = is_library_file(running.f_code.co_filename)
+            for name, value in read_locals(running, drop):
                 stack.by_id.setdefault(id(value), len(stack.values))
                 stack.values.append(value)
                 stack.names.append((*labels, name))
                 stack.library.append(library)
-            _namespace(frame, stack, modules, library)
-        frame = frame.f_back
+            _namespace(running, stack, modules, library)
     return stack
 
 

@@ -86,10 +86,9 @@ def python_heap(heap: HeapScan, baseline: Baseline | None, rss: int | None,
     python = heap.python_bytes
     section: dict[str, Any] = {"rss_bytes": rss, "objects": heap.objects,
                                "gc_tracked": heap.total}
-    if heap.partial and heap.tracked:
-        python = int(python * heap.total / heap.tracked)
-        section["estimated"] = (f"scaled up from {heap.tracked} of {heap.total} gc-tracked "
-                                f"objects read")
+    if heap.partial:
+        section["estimated"] = (f"at least: the scan read {heap.tracked} of {heap.total} "
+                                f"gc-tracked objects and what they hold")
     python = max(python, explained) + garbage
     section["python_bytes"] = python
     if garbage:

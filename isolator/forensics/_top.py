@@ -20,8 +20,8 @@ def named_section(modules: dict[int, str], stack: Stack, namer: Namer, budget: B
     Leaves in ``held`` the containers found (for the graph) and the ids of every big
     object a walk met (the search up skips them: a named root explains them)."""
     roots = ours(collect_roots(modules, stack))
-    stops = ours({id(root.value) for root in roots} | set(modules))
-    walker = Walker(stops, budget, plan.max_seen)
+    walker = Walker(ours(set(modules)), budget, plan.max_seen)
+    walker.later.update(id(root.value) for root in roots)
     held["walker"] = walker
     found, coverage = walk_roots(roots, walker, budget)
     roots.clear()
