@@ -294,7 +294,8 @@ def _repr_is_bounded(obj: object) -> bool:
             if issubclass(cls, _CONTAINERS):
                 if cls.__len__(ref) > _LONG_ITEMS:
                     return False
-                inner.extend(islice(cls.__iter__(ref), 64))
+                items = dict.values(ref) if issubclass(cls, dict) else cls.__iter__(ref)
+                inner.extend(islice(items, 64))
             elif issubclass(cls, (str, bytes, bytearray)) and cls.__len__(ref) > 1 << 16:
                 return False
             elif gc.is_tracked(ref):

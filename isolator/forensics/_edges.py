@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import gc
+from collections import deque
 from types import (
     AsyncGeneratorType,
     CellType,
@@ -96,7 +97,7 @@ class Namer:
         cls = type(parent)
         if issubclass(cls, dict):
             return (self.key(_key_in(parent, child)) if self.exact else "[*]"), 1
-        if issubclass(cls, (list, tuple)):
+        if issubclass(cls, (list, tuple, deque)):
             return (_index(parent, child) if self.exact else "[*]"), 1
         if issubclass(cls, (set, frozenset)):
             return "{<member>}", 1
@@ -193,7 +194,8 @@ def _key_in(mapping: Any, child: object) -> object:
 
 
 def _index(seq: Any, child: object) -> str:
-    items = list.__iter__(seq) if issubclass(type(seq), list) else tuple.__iter__(seq)
+    base = next(b for b in (list, tuple, deque) if issubclass(type(seq), b))
+    items: Any = base.__iter__(seq)
     for i, item in enumerate(items):
         if item is child:
             return f"[{i}]"

@@ -88,8 +88,9 @@ def _all_roots(modules: dict[int, str], stack: Stack, variables: dict[int, str]
         if ident not in modules:
             yield from namespace_roots(name, namespace, USER, variables)
     for index, value in enumerate(stack.values):
-        if stack.by_id.get(id(value)) != index or \
-                (is_code(value) and type(value) not in (FunctionType, MethodType)):
+        # Every frame that names the object offers its name: the user's frame outranks
+        # the library frame it called (``local 'queue' in produce()`` over ``self``).
+        if is_code(value) and type(value) not in (FunctionType, MethodType):
             continue
         if not is_isolator(value):
             frame, function, local = stack.names[index]
