@@ -84,6 +84,7 @@ VERSION = 2
 WALK_SHARE = 0.4  # of the time budget, at most, for the walk from named roots
 SCAN_SHARE = 0.6  # ... for the flat heap scan, of what the walk left
 RESERVE = 0.15  # ... kept for the search up from the biggest objects and the graph
+SCAN_OBJECTS = 500_000  # gc-tracked objects the flat scan reads; a bigger heap is sampled
 SWITCH_INTERVAL = 30.0  # other threads stay paused while the heap is read
 TOP_HOLDERS = 8
 NOISE = 100  # holders 100 times smaller than the biggest are left out
@@ -166,7 +167,7 @@ def _collect(sections: Sections, level: str, frame: FrameType | None,
     share = Budget(max(min(budget.left() - budget.seconds * RESERVE,
                            budget.seconds * SCAN_SHARE), 0.0))
     heap: HeapScan | None = sections.run("heap scan", scan, share, OURS | skip, 64,
-                                         1, plan.max_seen)
+                                         1, plan.max_seen, SCAN_OBJECTS)
     if baseline is None:
         absent(sections, ("growth",), "no baseline was taken at task start")
     if heap is None:

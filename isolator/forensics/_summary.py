@@ -89,6 +89,8 @@ def python_heap(heap: HeapScan, baseline: Baseline | None, rss: int | None,
     if heap.partial:
         section["estimated"] = (f"at least: the scan read {heap.tracked} of {heap.total} "
                                 f"gc-tracked objects and what they hold")
+    elif heap.sampled:
+        section["estimated"] = heap.sampled
     python = max(python, explained) + garbage
     section["python_bytes"] = python
     if garbage:
@@ -124,6 +126,8 @@ def types_section(heap: HeapScan) -> dict[str, Any]:
     }
     if heap.approximate:
         section["approximate"] = "too many shared objects to de-duplicate them all"
+    if heap.sampled:
+        section["estimated"] = heap.sampled
     return section
 
 
@@ -155,5 +159,6 @@ def growth_section(heap: HeapScan, baseline: Baseline) -> dict[str, Any]:
         "top": rows[:TOP],
         "bytes": grown,
         "floor": int(floor),
-        "counted": "every object, by bytes; before: estimated from a sample of the heap",
+        "counted": "every object, by bytes; before: estimated from a sample of the heap"
+                   + (f"; now: {heap.sampled}" if heap.sampled else ""),
     }
