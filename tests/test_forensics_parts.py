@@ -177,3 +177,22 @@ def test_objgraph_is_not_asked_at_level_types() -> None:
     report = _leaks.module_dict_cache(
         lambda: forensics.collect(level="types", frame=sys._getframe(1), baseline=None))
     assert "backrefs" not in report and "backrefs" not in report["missing"]
+
+
+def test_a_walk_out_of_time_keeps_what_it_found_and_says_what_it_did_not_walk() -> None:
+    from isolator.forensics import _edges, _named, _roots, _stack
+
+    _HELD["rows"] = _rows(20_000)[0]
+    modules = _holders.module_namespaces()
+    roots = _roots.collect_roots(modules, _stack.Stack())
+    walker = _retained.Walker(set(modules), _common.Budget(30), 10**6)
+    found, coverage = _named.walk_roots(roots, walker, _common.Budget(30))
+    assert found[0].root.label == "test_forensics_parts._HELD"
+    assert coverage["walked"] == coverage["roots"] and "not_walked" not in coverage
+    spent = _common.Budget(0.0)
+    rows, _ = _named.holder_rows(found, walker, _edges.Namer(True, 80, True), spent)
+    assert rows[0]["path"] == "test_forensics_parts._HELD"  # not explained further, kept
+    late = _retained.Walker(set(modules), spent, 10**6)
+    nothing, coverage = _named.walk_roots(roots, late, spent)
+    assert nothing == [] and coverage["walked"] == 0
+    assert coverage["not_walked"].startswith(f"{len(roots)} of {len(roots)} named roots")
