@@ -344,9 +344,10 @@ def test_broken_objects_do_not_break_collect(level: str) -> None:
         assert section in report, report["missing"]
     paths = [holder["path"] for holder in report["holders"]["holders"]]
     assert paths[0] == "test_forensics._BROKEN[0].data"
-    assert paths[1] == (
+    # (pytest's own state may come between: pytest-timeout's SIGALRM handler holds it)
+    assert (
         "local 'local_broken' in test_broken_objects_do_not_break_collect.<locals>.scenario().data"
-    )
+    ) in paths
     assert report["locals"]["top"][0]["name"] == "local_broken"
     if level != "types":  # its __repr__ raises, or is not called: it holds 2 MiB of bytes
         assert report["locals"]["top"][0]["repr"].startswith("<test_forensics.Broken object")

@@ -143,7 +143,12 @@ def test_leak_suspected_reports_count_tasks_not_seconds() -> None:
 
 def _graph_report() -> Report:
     pytest.importorskip("objgraph")
-    return report_with(_leaks.module_dict_cache(lambda: _collect()))
+    # A generous budget: in a big test process each node of the graph is a pass over a
+    # heap of pytest's, and a tight budget would rightly leave the graph out.
+    heap = _leaks.module_dict_cache(lambda: forensics.collect(
+        level="default", frame=sys._getframe(1), baseline=None, time_budget=60))
+    assert "backrefs" in heap, heap["missing"]
+    return report_with(heap)
 
 
 def test_the_graph_is_written_and_drawn_inline(tmp_path: Path) -> None:
