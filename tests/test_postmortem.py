@@ -34,8 +34,9 @@ def test_every_breach_has_a_written_report(tmp_path: Path, fn: Any,
     assert report.kind == info.value.kind and report.limit == 64 * w.MiB
     assert report.function.endswith(fn.__name__)
     assert report.path is not None and Path(report.path).parent == tmp_path
-    assert {p.name for p in Path(report.path).iterdir()} == {
-        "report.json", "report.txt", "report.html"}
+    files = {p.name for p in Path(report.path).iterdir()}
+    assert files - {"backrefs.dot"} == {"report.json", "report.txt", "report.html"}
+    assert ("backrefs.dot" in files) == ("backrefs" in report.sections.get("heap", {}))
     assert load(report.path).to_dict() == report.to_dict()
     if info.value.kind in ("hard", "kernel-oom"):
         assert "heap" in report.missing  # the child could not walk its heap: say why

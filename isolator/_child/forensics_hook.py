@@ -15,8 +15,6 @@ from .._wire.procfs import self_rss
 if TYPE_CHECKING:
     from .._wire.spec import ChildSpec
 
-HEAPY_HEADROOM = 256 << 20  # what heapy's partition may need below the hard cap
-
 #: The zygote's heap, counted by the zygote before it forked us (see ``take_baseline``):
 #: the task's own heap is this plus what the task made, so growth is measured from here
 #: without a per-task count.
@@ -34,6 +32,7 @@ def take_baseline() -> None:
     from .. import forensics
 
     gc.unfreeze()  # frozen objects are invisible to gc.get_objects(); we re-freeze at fork
+    forensics.watch_registries()  # atexit callbacks and audit hooks, which 3.11 hides
     baseline = forensics.take_baseline()
 
 
@@ -53,16 +52,10 @@ def heap_forensics(exc: BaseException, spec: ChildSpec,
         tb = tb.tb_next
     if baseline is not None:
         baseline.started = task_started
-    level, skipped = spec.forensics, None
-    headroom = (spec.limit or 0) - self_rss()
-    if level == "deep" and headroom < HEAPY_HEADROOM:
-        # heapy's partition can take ~200 MiB; past the hard cap we would lose it all.
-        level = "default"
-        skipped = (f"heapy's partition needs about {HEAPY_HEADROOM >> 20} MiB of headroom "
-                   f"below the cap and {max(headroom, 0) >> 20} MiB was left: lower soft_mem")
-    result = forensics.collect(level=level, frame=tb.tb_frame if tb else None,
-                               baseline=baseline, time_budget=spec.forensics_budget)
-    if skipped:
-        result.setdefault("missing", {})["heapy"] = skipped
-    return result
+    # Past the hard cap the report is lost: the collectors fit their memory (heapy's
+    # mode included) to the headroom left, and their time to the heap's size.
+    headroom = max(spec.limit - self_rss(), 0) if spec.limit else None
+    return forensics.collect(level=spec.forensics, frame=tb.tb_frame if tb else None,
+                             baseline=baseline, time_budget=spec.forensics_budget,
+                             headroom=headroom, traceback=exc.__traceback__)
 

@@ -24,4 +24,4 @@ class ChildSpec(NamedTuple):
     cwd: str
     reuse: bool = False  # serve task after task until told to stop (a pool's reused worker)
     forensics: str = "off"  # what to record about the heap on a memory error
-    forensics_budget: float = 2.0  # seconds the heap walk may take
+    forensics_budget: float | None = None  # seconds the heap walk may take; None: scaled

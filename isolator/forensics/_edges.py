@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import gc
+from collections import deque
 from types import (
     AsyncGeneratorType,
     CellType,
@@ -22,20 +23,20 @@ from types import (
     FrameType,
     FunctionType,
     GeneratorType,
-    GetSetDescriptorType,
     MemberDescriptorType,
     MethodType,
     TracebackType,
 )
 from typing import Any
 
-from ._common import safe_repr, type_name
+from ._common import MISSING, safe_repr, type_name
+from ._common import c_attr as _get
+from ._common import instance_dict as _instance_dict
 from ._stack import function_label, read_locals
 
 _LRU = getattr(functools, "_lru_cache_wrapper", None)
 _MRO = type.__dict__["__mro__"]
 _CLASS_DICT = type.__dict__["__dict__"]
-_C_DESCRIPTORS = (GetSetDescriptorType, MemberDescriptorType)
 _FRAME_OF = {GeneratorType: "gi_frame", CoroutineType: "cr_frame", AsyncGeneratorType: "ag_frame"}
 _ATTRS: dict[type, tuple[str, ...]] = {
     TracebackType: ("tb_frame", "tb_next"),
@@ -47,7 +48,7 @@ _ATTRS: dict[type, tuple[str, ...]] = {
 }
 _EXC_ATTRS = ("__traceback__", "__context__", "__cause__", "args")
 _C_ATTRS = ("base", "obj", "__self__", "__func__")  # numpy views, memoryviews, methods
-_MISSING = object()
+_MISSING = MISSING
 Edge = tuple[str, int]  # (name, index of the node the reference leads to)
 
 
@@ -96,12 +97,15 @@ class Namer:
         cls = type(parent)
         if issubclass(cls, dict):
             return (self.key(_key_in(parent, child)) if self.exact else "[*]"), 1
-        if issubclass(cls, (list, tuple)):
+        if issubclass(cls, (list, tuple, deque)):
             return (_index(parent, child) if self.exact else "[*]"), 1
         if issubclass(cls, (set, frozenset)):
             return "{<member>}", 1
         if cls is FunctionType and child is _get(parent, "__closure__"):
             return _closure(parent, after, len(nodes) - i - 2)
+        if cls is FunctionType and after is not _MISSING and (
+                child is _get(parent, "__defaults__") or child is _get(parent, "__kwdefaults__")):
+            return _default(parent, child, after), 2
         if cls is _LRU and child is not _instance_dict(parent):
             if child is (_instance_dict(parent) or {}).get("__wrapped__"):
                 return ".__wrapped__", 1
@@ -168,6 +172,20 @@ def _closure(func: Any, cell: object, more: int) -> tuple[str, int]:
     return f"{func.__qualname__} closure cell '{name}'", 3 if more > 1 else 2
 
 
+def _default(func: Any, defaults: Any, value: object) -> str:
+    """``normalize default '_seen'``: the parameter whose default holds ``value``."""
+    name: object = "?"
+    if type(defaults) is dict:
+        name = _key_in(defaults, value)
+    else:
+        code = func.__code__
+        index = next((i for i, item in enumerate(defaults) if item is value), None)
+        if index is not None:
+            position = code.co_argcount - len(defaults) + index
+            name = code.co_varnames[position] if 0 <= position < len(code.co_varnames) else "?"
+    return f"{func.__qualname__} default '{name}'"
+
+
 def _key_in(mapping: Any, child: object) -> object:
     for key, value in dict.items(mapping):
         if value is child:
@@ -176,30 +194,12 @@ def _key_in(mapping: Any, child: object) -> object:
 
 
 def _index(seq: Any, child: object) -> str:
-    items = list.__iter__(seq) if issubclass(type(seq), list) else tuple.__iter__(seq)
+    base = next(b for b in (list, tuple, deque) if issubclass(type(seq), b))
+    items: Any = base.__iter__(seq)
     for i, item in enumerate(items):
         if item is child:
             return f"[{i}]"
     return "[?]"
-
-
-def _get(obj: object, attr: str) -> object:
-    """``obj.attr`` through a C-level descriptor of its class only, else _MISSING."""
-    for klass in _MRO.__get__(type(obj)):
-        slot = _CLASS_DICT.__get__(klass).get(attr)
-        if slot is not None:
-            if type(slot) not in _C_DESCRIPTORS:
-                return _MISSING
-            try:
-                return slot.__get__(obj, type(obj))
-            except Exception:  # noqa: BLE001 - an empty slot or a failing getter
-                return _MISSING
-    return _MISSING
-
-
-def _instance_dict(obj: object) -> dict[str, Any] | None:
-    found = _get(obj, "__dict__")
-    return found if type(found) is dict else None
 
 
 def _qualname(obj: object) -> str:

@@ -24,10 +24,10 @@ from __future__ import annotations
 import gc
 import heapq
 import sys
-from collections import Counter
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterator
 from itertools import chain, compress, count, filterfalse, repeat
-from operator import eq, itemgetter, not_
+from operator import eq, ge, itemgetter, not_
 from typing import Any
 
 from ._common import Budget, OutOfTime, is_code
@@ -36,15 +36,21 @@ from ._sizing import containers, contents, holds, huge, measure, pieces
 _CHUNK = 2048
 _BULKY = 4096  # tracked objects this big (~500 referents) are read in pieces
 _UNIQUE = 4
-_MAX_SHARED = 1_000_000  # ids kept for de-duplication, at most (~70 MiB would be too much)
+_MAX_SHARED = 1_000_000  # ids kept for de-duplication, at most (the memory budget decides)
 _MAX_PARENTS = 10_000
 _BIG_FLOOR = 16 * 1024  # smallest object worth a holder chain
+_LEVEL_CHUNK = 2048  # untracked containers whose contents are read at once, at most
+_LEVEL_ITEMS = 32768  # ... and about this many items of theirs
+_LONG_TYPES = frozenset((list, tuple, dict, set, frozenset, deque, defaultdict, OrderedDict,
+                         Counter))
+_LONG_ITEMS = 512  # a container this long is read in full even when the scan samples
 
 
 class HeapScan:
     """The result of :func:`scan`: per-type count and bytes, and the biggest objects."""
 
-    def __init__(self, top: int, exclude: set[int] | None = None) -> None:
+    def __init__(self, top: int, exclude: set[int] | None = None,
+                 max_shared: int = _MAX_SHARED) -> None:
         self.stats: dict[type, list[int]] = {}
         self.tracked_counts: Counter[type] = Counter()  # gc-tracked objects only
         self.tracked = 0  # gc-tracked objects read
@@ -53,6 +59,7 @@ class HeapScan:
         self.objects = 0
         self.partial: str | None = None  # why the scan stopped early
         self.approximate = False  # de-duplication was given up (too many shared objects)
+        self.sampled: str | None = None  # how the heap was sampled, if it was
         self.parents: dict[int, Any] = {}  # id(object) -> the untracked container holding it
         self._top = top
         self.budget: Budget | None = None
@@ -62,6 +69,34 @@ class HeapScan:
         self._big: list[tuple[int, int, Any]] = []
         self._fresh: list[Any] = []  # offered to _big by the last _add
         self._shared: set[int] = set()
+        self._max_shared = max_shared
+
+    def scale(self, stride: int) -> None:
+        """Counts and sizes of a sample of one chunk in ``stride``, scaled up."""
+        self.sampled = (f"every {stride}th run of {_CHUNK} gc-tracked objects (with what "
+                        f"they hold) was read, counts and sizes scaled up by {stride}")
+        for entry in self.stats.values():
+            entry[0] *= stride
+            entry[1] *= stride
+        for cls in self.tracked_counts:
+            self.tracked_counts[cls] *= stride
+        self.python_bytes *= stride
+        self.objects *= stride
+
+    def merge(self, other: HeapScan) -> None:
+        """Add what ``other`` counted (the big containers of a sampled scan)."""
+        for cls, (n, size) in other.stats.items():
+            entry = self.stats.setdefault(cls, [0, 0])
+            entry[0] += n
+            entry[1] += size
+        self.tracked_counts.update(other.tracked_counts)
+        self.python_bytes += other.python_bytes
+        self.objects += other.objects
+        self.approximate |= other.approximate
+        self.parents.update(other.parents)
+        for size, _, obj in other._big:
+            self._offer(size, obj)
+        other.release()
 
     def biggest(self) -> tuple[list[int], list[Any]]:
         """Sizes and the objects themselves, biggest first, handed over: two plain
@@ -143,7 +178,7 @@ class HeapScan:
             del shared
             new = by_id.keys() - self._shared
             found.extend(map(by_id.__getitem__, new))
-            if len(self._shared) < _MAX_SHARED:
+            if len(self._shared) < self._max_shared:
                 self._shared |= new
             else:
                 self.approximate = True
@@ -159,25 +194,33 @@ class HeapScan:
         del keys
         counts = self._add(found)
         self._adopt(list(self._fresh), [], holder)
-        levels: list[list[Any]] = []
-        while found:
-            dicts, others = containers(found, counts)
-            if not dicts and not others:
-                return
-            tuples = [obj for obj in others if type(obj) is tuple]
-            outsize = huge(dicts) + huge(tuples)
-            if outsize:
-                skip = set(map(id, outsize))
-                dicts = [obj for obj in dicts if id(obj) not in skip]
-                others = [obj for obj in others if id(obj) not in skip]
-            levels.append(dicts + others)
-            found = self._untracked(contents(dicts, others))
-            counts = self._add(found)
-            self._adopt(list(self._fresh), levels, holder)
-            for obj in outsize:
-                self._adopt([obj], levels[:-1], holder)
-                for piece in self._pieces(obj):
-                    self._account(piece, [], obj)
+        self._inside(found, counts, [], holder)
+
+    def _inside(self, found: list[Any], counts: Counter[type], levels: list[list[Any]],
+                holder: Any) -> None:
+        """What the untracked dicts and tuples among ``found`` hold, level after level,
+        read ``_LEVEL_CHUNK`` containers at a time: a level of a million row dicts
+        must not become one list of their six million keys and values."""
+        dicts, others = containers(found, counts)
+        del found
+        if not dicts and not others:
+            return
+        tuples = [obj for obj in others if type(obj) is tuple]
+        outsize = huge(dicts) + huge(tuples)
+        if outsize:
+            skip = set(map(id, outsize))
+            dicts = [obj for obj in dicts if id(obj) not in skip]
+            others = [obj for obj in others if id(obj) not in skip]
+        for part in _runs(dicts, others):
+            level = [*levels, part[0] + part[1]]
+            inner = self._untracked(contents(*part))
+            inner_counts = self._add(inner)
+            self._adopt(list(self._fresh), level, holder)
+            self._inside(inner, inner_counts, level, holder)
+        for obj in outsize:
+            self._adopt([obj], levels, holder)
+            for piece in self._pieces(obj):
+                self._account(piece, [], obj)
 
     def _adopt(self, objs: list[Any], levels: list[list[Any]], holder: Any) -> None:
         """Remember which untracked container holds each of ``objs`` (and which holds
@@ -196,25 +239,63 @@ class HeapScan:
                     self.parents[id(child)] = holder
 
 
+def _runs(dicts: list[Any], others: list[Any]) -> Iterator[tuple[list[Any], list[Any]]]:
+    """The containers in runs holding about ``_LEVEL_ITEMS`` items each."""
+    for group, is_dict in ((dicts, True), (others, False)):
+        start, total = 0, 0
+        for i, obj in enumerate(group):
+            total += len(obj) if is_dict or type(obj) is tuple else 1
+            if total >= _LEVEL_ITEMS or i - start >= _LEVEL_CHUNK:
+                part = group[start : i + 1]
+                yield (part, []) if is_dict else ([], part)
+                start, total = i + 1, 0
+        if start < len(group):
+            part = group[start:]
+            yield (part, []) if is_dict else ([], part)
+
+
 def scan(budget: Budget, exclude: set[int] | None = None, top: int = 64,
-         stride: int = 1) -> HeapScan:
+         stride: int = 1, max_shared: int = _MAX_SHARED, max_objects: int = 0) -> HeapScan:
     """Walk the gc-tracked objects and their untracked referents within ``budget``.
 
     With ``stride`` > 1 only every stride-th chunk is read (a sample: the baseline's
-    cheap estimate); ``tracked`` then tells how many of ``total`` were read.
+    cheap estimate); ``tracked`` then tells how many of ``total`` were read. With
+    ``max_objects``, a heap of more gc-tracked objects is read on such a sample and its
+    counts and sizes scaled up (``sampled`` says so): the holders come from the walk
+    from named roots, this scan only sizes the heap by type.
     """
-    result = HeapScan(top, exclude)
+    result = HeapScan(top, exclude, max_shared)
     result.budget = budget
     objs = gc.get_objects()
     result.total = len(objs)
+    sampling = bool(max_objects) and len(objs) > max_objects
+    if sampling:
+        stride = -(-len(objs) // max_objects)
+        bulky = HeapScan(top, exclude, max_shared)  # read in full, never scaled
+        bulky.budget = budget
     start = 0
     try:
-        for start in range(0, len(objs), _CHUNK * stride):
+        for start in range(0, len(objs), _CHUNK if sampling else _CHUNK * stride):
             budget.check("")
-            result.add_chunk(objs[start : start + _CHUNK])
+            chunk = objs[start : start + _CHUNK]
+            if sampling:
+                # A big container (the leak's dict) is read wherever it is: scaled up
+                # from a sample, it would count its items ``stride`` times or not at all.
+                sized = list(compress(chunk, map(_LONG_TYPES.__contains__, map(type, chunk))))
+                big = list(compress(sized, map(ge, map(len, sized), repeat(_LONG_ITEMS))))
+                if big:
+                    bulky.add_chunk(big)
+                    skip = set(map(id, big))
+                    chunk = [obj for obj in chunk if id(obj) not in skip]
+                if (start // _CHUNK) % stride:
+                    continue
+            result.add_chunk(chunk)
     except OutOfTime as exc:
         result.partial = f"{exc} after {start} of {len(objs)} gc-tracked objects"
     finally:
         objs.clear()
         del objs
+    if sampling:
+        result.scale(stride)
+        result.merge(bulky)
     return result

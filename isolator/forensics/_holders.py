@@ -18,7 +18,7 @@ from collections import deque
 from types import FrameType, ModuleType
 from typing import Any
 
-from ._common import Budget, deep_size, type_name
+from ._common import OURS, Budget, deep_size, is_isolator, type_name
 from ._edges import Namer
 from ._stack import Stack, is_ours
 
@@ -84,14 +84,15 @@ class Graph:
             wanted = set(map(id, frontier))
             self.expanded |= wanted
             referrers = gc.get_referrers(*frontier)
-            ours = ignore | {id(frontier), id(referrers)}
+            ours = ignore | {id(frontier), id(referrers)} | OURS
             above: list[Any] = []
             ours.add(id(above))
             for ident in wanted:  # untracked containers: invisible to gc, the scan saw them
                 if ident in self.extra:
                     self._link(ident, self.extra[ident], above)
             for ref in referrers:
-                if id(ref) not in ours and not (type(ref) is FrameType and is_ours(ref)):
+                if id(ref) not in ours and not is_isolator(ref) \
+                        and not (type(ref) is FrameType and is_ours(ref)):
                     for child in wanted.intersection(map(id, gc.get_referents(ref))):
                         self._link(child, ref, above)
             del referrers
@@ -148,6 +149,9 @@ class Graph:
         top = chain[-1]
         if top in self.expanded and not self.parents.get(top):
             why = "<held by no object gc can see: a running frame's temporaries or C code>"
+            if callable(self.nodes[top]):
+                why = ("<held from C only: an atexit callback, audit hook or signal handler "
+                       "registered before isolator could see it, or a C extension's registry>")
         else:
             why = f"<no module, class or frame found within {MAX_DEPTH} references>"
         self.roots.setdefault(-top, ("unknown", why, type_name(type(self.nodes[top]))))

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import sys
-from types import FrameType
+import threading
+from types import FrameType, TracebackType
 from typing import Any
 
-from ._common import Budget, deep_size, is_code, safe_repr, type_name
+from ._common import PACKAGE_DIR, Budget, deep_size, is_code, is_library_file, safe_repr, type_name
 
 CO_OPTIMIZED = 0x0001  # a function's frame (not a module, class body or exec)
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_PACKAGE = PACKAGE_DIR
 MAX_FRAMES = 200
 
 
@@ -70,13 +71,18 @@ class Stack:
     def __init__(self) -> None:
         self.values: list[Any] = []
         self.names: list[tuple[str, str, str]] = []  # (frame label, function label, name)
+        self.library: list[bool] = []  # the value's frame runs library code, not the user's
         self.by_id: dict[int, int] = {}  # id(value) -> index of its innermost occurrence
+        #: globals of user frames that are no module's namespace (a function sent by
+        #: value, from the caller's ``__main__``): id -> (its ``__name__``, the dict)
+        self.namespaces: dict[int, tuple[str, Any]] = {}
         self.frames = 0
         self.kept: str | None = None  # why snapshots were left on the frames
 
     def release(self) -> None:
         self.values.clear()
         self.by_id.clear()
+        self.namespaces.clear()
 
     def root_label(self, obj: object) -> str | None:
         """``local 'blob' in parse()`` if ``obj`` is a local of a running frame."""
@@ -87,26 +93,77 @@ class Stack:
         return f"local '{name}' in {function}"
 
 
-def read_stack(frame: FrameType | None, stack: Stack) -> Stack:
-    """Read the locals of ``frame`` and its callers into ``stack`` (isolator's own
-    frames skipped)."""
-    stack.kept = may_drop_snapshots()
+def frames_of(frame: FrameType | None, traceback: TracebackType | None) -> list[FrameType]:
+    """The frames that were running, innermost first: a traceback's frames, then the
+    callers of its outermost one. A generator that raised has lost its caller (its
+    frame's ``f_back`` is gone once it finished), so ``f_back`` alone would stop there."""
+    found: list[FrameType] = []
+    outer = None
+    while traceback is not None:
+        found.append(traceback.tb_frame)
+        outer = outer or traceback.tb_frame
+        traceback = traceback.tb_next
+    found.reverse()
+    start = outer.f_back if outer is not None else frame
+    if outer is not None and frame is not None and frame not in found:
+        found.insert(0, frame)
+    while start is not None and len(found) < MAX_FRAMES:
+        found.append(start)
+        start = start.f_back
+    return found
+
+
+def read_stack(frame: FrameType | None, stack: Stack, thread: str | None = None,
+               modules: dict[int, str] | None = None,
+               traceback: TracebackType | None = None) -> Stack:
+    """Read the locals of ``frame`` and its callers (or of a ``traceback``'s frames)
+    into ``stack``, isolator's own frames skipped; ``thread`` names the thread when it
+    is not the one that failed. Globals of user frames that are no module's
+    (``modules``) are kept as namespaces."""
+    if stack.kept is None:
+        stack.kept = may_drop_snapshots()
     namespaces: set[int] = set()  # dicts that inner module/class/exec frames run in
-    while frame is not None and stack.frames < MAX_FRAMES:
-        if is_ours(frame):
+    for running in frames_of(frame, traceback):
+        if stack.frames >= MAX_FRAMES:
+            break
+        if is_ours(running):
             pass
-        elif not frame.f_code.co_flags & CO_OPTIMIZED:
-            namespaces.add(id(frame.f_locals))  # a namespace, not a snapshot
+        elif not running.f_code.co_flags & CO_OPTIMIZED:
+            namespaces.add(id(running.f_locals))  # a namespace, not a snapshot
         else:
             stack.frames += 1
-            drop = stack.kept is None and id(frame.f_locals) not in namespaces
-            labels = (frame_label(frame), function_label(frame))
-            for name, value in read_locals(frame, drop):
+            drop = stack.kept is None and id(running.f_locals) not in namespaces
+            where = "" if thread is None else f" (thread {thread!r})"
+            labels = (frame_label(running), function_label(running) + where)
+            library = is_library_file(running.f_code.co_filename)
+            for name, value in read_locals(running, drop):
                 stack.by_id.setdefault(id(value), len(stack.values))
                 stack.values.append(value)
                 stack.names.append((*labels, name))
-        frame = frame.f_back
+                stack.library.append(library)
+            _namespace(running, stack, modules, library)
     return stack
+
+
+def _namespace(frame: FrameType, stack: Stack, modules: dict[int, str] | None,
+               library: bool) -> None:
+    globals_ = frame.f_globals
+    if modules is None or library or id(globals_) in modules or type(globals_) is not dict:
+        return
+    name = globals_.get("__name__")
+    stack.namespaces[id(globals_)] = (name if type(name) is str else "__main__", globals_)
+
+
+def read_threads(stack: Stack, modules: dict[int, str]) -> int:
+    """Add the locals of every other thread's running frames; how many threads."""
+    me = threading.get_ident()
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    count = 0
+    for ident, frame in list(sys._current_frames().items()):
+        if ident != me:
+            count += 1
+            read_stack(frame, stack, names.get(ident, str(ident)), modules)
+    return count
 
 
 def locals_section(

@@ -1,10 +1,12 @@
 """The heap section of a report (what the child found when it crossed its cap), in the
-order a reader needs it: who keeps the memory alive, what it is, what grew, which
-locals were big. Shared by the text and HTML renderers; every value is optional."""
+order a reader needs it: who keeps the memory alive and how much of it that explains,
+garbage nobody holds, what it is, what grew, which locals were big. Shared by the text
+and HTML renderers; every value is optional (older reports lack the newer fields)."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
 from .._units import format_size
@@ -16,6 +18,12 @@ def _size(value: object) -> str:
     return format_size(value) if isinstance(value, (int, float)) else "?"
 
 
+def _share(part: object, whole: object) -> str:
+    if isinstance(part, (int, float)) and isinstance(whole, (int, float)) and whole > 0:
+        return f"{100 * part / whole:.0f}%"
+    return "?"
+
+
 def held_by(heap: dict[str, Any]) -> str | None:
     """One line: Python objects or native allocations, with the numbers."""
     py = heap.get("python_heap")
@@ -23,13 +31,14 @@ def held_by(heap: dict[str, Any]) -> str | None:
         return None
     share = py.get("python_share")
     percent = f" ({share:.0%} of RSS)" if isinstance(share, float) else ""
+    estimated = " (estimated)" if py.get("estimated") else ""
     return (f"{py.get('held_by', '?')}: Python objects {_size(py.get('python_bytes'))}"
-            f"{percent}, native {_size(py.get('native_bytes'))}, "
+            f"{percent}{estimated}, native {_size(py.get('native_bytes'))}, "
             f"RSS {_size(py.get('rss_bytes'))}")
 
 
 def holder_rows(heap: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(size, what, kept alive by) for the biggest containers."""
+    """(retained size, what, kept alive by) for the biggest holders."""
     section = heap.get("holders")
     rows = []
     for holder in (section or {}).get("holders", [])[:ROWS]:
@@ -40,8 +49,62 @@ def holder_rows(heap: dict[str, Any]) -> list[tuple[str, str, str]]:
         types = holder.get("objects", {}).get("types") or []
         if types:
             what += " (" + ", ".join(str(t).removeprefix("builtins.") for t in types[:3]) + ")"
-        rows.append((_size(holder.get("bytes")), what, str(holder.get("path", "?"))))
+        if holder.get("count"):
+            what = f"{holder['count']} x {what}"
+        size = _size(holder.get("bytes"))
+        if (holder.get("retained") or {}).get("estimated"):
+            size = "~" + size
+        rows.append((size, what, str(holder.get("path", "?"))))
     return rows
+
+
+def holder_notes(heap: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, note) for what the sizes alone do not say (numpy bases, C buffers)."""
+    found = []
+    for holder in ((heap.get("holders") or {}).get("holders") or [])[:ROWS]:
+        for note in holder.get("notes") or []:
+            found.append((str(holder.get("path", "?")), str(note)))
+    return found
+
+
+def explained_lines(heap: dict[str, Any]) -> list[str]:
+    """How much of the heap the named holders explain, and what was not walked."""
+    section = heap.get("holders") or {}
+    explained = section.get("explained")
+    out = []
+    if isinstance(explained, dict) and isinstance(explained.get("bytes"), (int, float)):
+        line = (f"the holders above retain {_size(explained['bytes'])}: "
+                f"{_share(explained['bytes'], explained.get('python_bytes'))} of the "
+                f"{_size(explained.get('python_bytes'))} Python heap")
+        if explained.get("growth_bytes"):
+            line += (f", {_share(explained['bytes'], explained['growth_bytes'])} of the "
+                     f"{_size(explained['growth_bytes'])} it grew since the task started")
+        out.append(line)
+    roots = section.get("roots") or {}
+    if roots.get("not_walked"):
+        out.append(str(roots["not_walked"]))
+    elif roots.get("roots"):
+        out.append(f"all {roots['roots']} named roots were walked (modules, classes, frames, "
+                   f"registries), best names first")
+    if section.get("partial"):
+        out.append(f"the search up from the biggest objects stopped early: {section['partial']}")
+    return out
+
+
+def garbage_lines(heap: dict[str, Any]) -> list[str]:
+    """Unreachable reference cycles: how much, of what, and why nothing freed them."""
+    garbage = heap.get("garbage")
+    if not isinstance(garbage, dict) or not garbage.get("bytes"):
+        return []
+    why = ("gc was disabled in the task (gc.disable()), so nothing collected them"
+           if garbage.get("gc_enabled") is False else
+           "gc is enabled, but had not collected them yet (a growing heap postpones full "
+           "collections)")
+    out = [f"{_size(garbage['bytes'])} in {garbage.get('objects', '?')} objects of "
+           f"reference cycles no code can reach: {why}; this report's collection freed them"]
+    for row in (garbage.get("types") or [])[:5]:
+        out.append(f"  {row.get('type', '?')}  {row.get('count', '?')}  {_size(row.get('bytes'))}")
+    return out
 
 
 def type_rows(heap: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -52,8 +115,14 @@ def type_rows(heap: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def growth_rows(heap: dict[str, Any]) -> list[tuple[str, str, str]]:
     section = heap.get("growth") or {}
-    return [(str(t.get("type", "?")), str(t.get("before", "?")), f"+{t.get('delta', '?')}")
-            for t in section.get("top", [])[:ROWS]]
+    rows = []
+    for row in section.get("top", [])[:ROWS]:
+        grew = row.get("bytes_delta")
+        size = f"+{_size(grew)}" if isinstance(grew, (int, float)) else ""
+        delta = row.get("delta", "?")
+        count = f"{delta:+d}" if isinstance(delta, int) else f"+{delta}"
+        rows.append((str(row.get("type", "?")), count, size))
+    return rows
 
 
 def local_rows(heap: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -63,45 +132,10 @@ def local_rows(heap: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             for t in section.get("top", [])[:ROWS]]
 
 
-def native_rows(native: dict[str, Any], key: str) -> list[tuple[str, str, str]]:
-    """(size, allocations, where) from memray's sites: innermost frame first."""
-    return [(_size(site.get("bytes")), str(site.get("allocations", "?")),
-             " <- ".join(site.get("stack", [])[:3]) or "?")
-            for site in native.get(key, [])[:ROWS]]
-
-
-NATIVE_TABLES = (
-    ("where it was allocated, at the high-water mark (memray)", "high_water_mark"),
-    ("allocations still live when the child ended (memray)", "live_at_end"),
-)
-
-
-def native_text_lines(native: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for title, key in NATIVE_TABLES:
-        rows = native_rows(native, key)
-        if rows:
-            widths = [max(len(r[i]) for r in rows) for i in range(3)]
-            out += ["", title]
-            out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                    for r in rows]
-    return out
-
-
-def native_html(native: dict[str, Any]) -> str:
-    e = html.escape
-    parts = []
-    for title, key in NATIVE_TABLES:
-        rows = native_rows(native, key)
-        if rows:
-            body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
-                           for r in rows)
-            parts.append(f"<h2>{e(title[:1].upper() + title[1:])}</h2><table><tr><th>size</th>"
-                         f"<th>allocations</th><th>where</th></tr>{body}</table>")
-    flame = native.get("flame")
-    if isinstance(flame, dict):
-        parts.insert(0, flame_svg(flame))
-    return "\n".join(parts)
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
 
 
 def text_lines(heap: dict[str, Any]) -> list[str]:
@@ -109,19 +143,31 @@ def text_lines(heap: dict[str, Any]) -> list[str]:
     line = held_by(heap)
     if line:
         out += ["", f"held by    {line}"]
+    holders = list(holder_rows(heap))
+    if holders:
+        out += ["", "who keeps it alive (retained size: what each holds)", *_table(holders)]
+        out += [f"  note: {path}: {note}" for path, note in holder_notes(heap)]
+        out += [f"  {line}" for line in explained_lines(heap)]
+    garbage = garbage_lines(heap)
+    if garbage:
+        out += ["", "garbage: unreachable reference cycles", *(f"  {g}" for g in garbage)]
     blocks: list[tuple[str, list[tuple[str, ...]]]] = [
-        ("who keeps it alive", list(holder_rows(heap))),
         ("what holds the memory (biggest types)", list(type_rows(heap))),
-        ("what grew since the task started (objects gc tracks)", list(growth_rows(heap))),
+        ("what grew since the task started (bytes, untracked objects included)",
+         list(growth_rows(heap))),
         ("biggest locals of the running frames", list(local_rows(heap))),
     ]
     for title, rows in blocks:
         if rows:
-            out += ["", title]
-            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-            out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                    for r in rows]
+            out += ["", title, *_table(rows)]
     return out
+
+
+def _html_table(title: str, head: list[str], rows: Sequence[tuple[str, ...]]) -> str:
+    e = html.escape
+    cells = "".join(f"<th>{e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<h2>{e(title)}</h2><table><tr>{cells}</tr>{body}</table>"
 
 
 def html_block(heap: dict[str, Any]) -> str:
@@ -130,53 +176,25 @@ def html_block(heap: dict[str, Any]) -> str:
     line = held_by(heap)
     if line:
         parts.append(f"<p><b>held by</b> {e(line)}</p>")
+    holders = list(holder_rows(heap))
+    if holders:
+        parts.append(_html_table("Who keeps it alive",
+                                 ["retained", "what", "kept alive by"], holders))
+        notes = "".join(f"<li><code>{e(path)}</code>: {e(note)}</li>"
+                        for path, note in holder_notes(heap))
+        if notes:
+            parts.append(f'<ul class="notes">{notes}</ul>')
+        parts.extend(f"<p>{e(line)}</p>" for line in explained_lines(heap))
+    garbage = garbage_lines(heap)
+    if garbage:
+        items = "".join(f"<li>{e(g.strip())}</li>" for g in garbage[1:])
+        parts.append(f"<h2>Garbage: unreachable reference cycles</h2><p>{e(garbage[0])}</p>"
+                     f"<ul>{items}</ul>")
     tables: list[tuple[str, list[str], list[tuple[str, ...]]]] = [
-        ("Who keeps it alive", ["size", "what", "kept alive by"], list(holder_rows(heap))),
         ("What holds the memory", ["type", "count", "bytes"], list(type_rows(heap))),
-        ("What grew since the task started", ["type", "before", "growth"],
+        ("What grew since the task started", ["type", "objects", "bytes"],
          list(growth_rows(heap))),
         ("Biggest locals", ["name", "frame", "type", "bytes"], list(local_rows(heap))),
     ]
-    for title, head, rows in tables:
-        if rows:
-            cells = "".join(f"<th>{e(h)}</th>" for h in head)
-            body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
-                           for r in rows)
-            parts.append(f"<h2>{e(title)}</h2><table><tr>{cells}</tr>{body}</table>")
+    parts.extend(_html_table(title, head, rows) for title, head, rows in tables if rows)
     return "\n".join(parts)
-
-
-ROW = 18
-WIDTH = 960
-
-
-def flame_svg(flame: dict[str, Any]) -> str:
-    """An icicle chart of where the peak's bytes were allocated: each row one call level,
-    outermost at the top, widths in proportion to bytes. Inline SVG, no script."""
-    total = flame.get("bytes") or 0
-    if not total:
-        return ""
-    boxes: list[str] = []
-    depth = _boxes(flame, 0.0, 0, total, boxes)
-    height = (depth + 1) * ROW
-    return (f'<h2>Where the peak was allocated (memray)</h2><svg class="flame" '
-            f'width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
-            f'role="img">{"".join(boxes)}</svg>')
-
-
-def _boxes(node: dict[str, Any], x: float, level: int, total: int, out: list[str]) -> int:
-    width = WIDTH * node.get("bytes", 0) / total
-    if width < 1:
-        return level - 1
-    label = f"{node.get('name', '?')} {_size(node.get('bytes'))}"
-    shown = html.escape(label[: max(int(width / 7), 0)])
-    hue = 20 + sum(map(ord, str(node.get("name")))) % 40  # stable across runs
-    out.append(f'<g><title>{html.escape(label)}</title><rect x="{x:.1f}" y="{level * ROW}" '
-               f'width="{max(width - 1, 0.5):.1f}" height="{ROW - 1}" '
-               f'fill="hsl({hue},80%,65%)"/><text x="{x + 3:.1f}" y="{level * ROW + 13}" '
-               f'font-size="11">{shown}</text></g>')
-    deepest, child_x = level, x
-    for child in node.get("children", []):
-        deepest = max(deepest, _boxes(child, child_x, level + 1, total, out))
-        child_x += WIDTH * child.get("bytes", 0) / total
-    return deepest

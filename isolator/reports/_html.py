@@ -12,15 +12,18 @@ import time
 from typing import TYPE_CHECKING
 
 from .._units import format_size
+from . import _graph
+from ._deep import heapy_html, native_html
 from ._heap import html_block as heap_html
-from ._heap import native_html
 from ._text import (
     KIND_MEANING,
     cap_text,
     exit_text,
     headline,
     overshoot_text,
+    per_task,
     sample_rows,
+    wall_text,
     where_lines,
 )
 
@@ -37,6 +40,7 @@ table{border-collapse:collapse}td,th{padding:2px 10px;text-align:right}
 th{border-bottom:1px solid #999}table.verdict td{text-align:left}
 table.verdict td:first-child{color:#555}pre{background:#f6f6f6;padding:8px;overflow:auto}
 .peak{font-weight:bold}svg text{font-size:11px;fill:#444}.missing{color:#a40}
+.backrefs svg{max-width:100%;height:auto}.notes{color:#333}
 """
 
 
@@ -53,6 +57,9 @@ def render(report: Report) -> str:
         f"<h1>isolator report: {_e(headline(report))}</h1>",
         _verdict(report),
         heap_html(report.sections["heap"]) if isinstance(report.sections.get("heap"), dict)
+        else "",
+        _graph.html_block(report.sections, *report.graph_svg()),
+        heapy_html(report.sections["heap"]) if isinstance(report.sections.get("heap"), dict)
         else "",
         native_html(report.sections["native"])
         if isinstance(report.sections.get("native"), dict) else "",
@@ -77,7 +84,7 @@ def _verdict(report: Report) -> str:
         ("cap", cap_text(report)),
         ("soft limit", format_size(report.soft_limit) if report.soft_limit else "not recorded"),
         ("peak", f"{format_size(report.peak)} ({overshoot_text(report)})"),
-        ("wall time", f"{report.wall_time:.2f} s, started {started}"),
+        ("wall time", wall_text(report, started)),
         ("process", f"pid {report.pid if report.pid is not None else '?'}, {exit_text(report)}"),
     ]
     body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
@@ -104,7 +111,8 @@ def chart(report: Report) -> str:
         return TOP + plot_h - b / y_max * plot_h
 
     line = " ".join(f"{x(t):.1f},{y(b):.1f}" for t, b in points)
-    label = f"memory over {t_max:.2f} s, peak {format_size(report.peak)}"
+    label = (f"memory after each of {t_max:.0f} tasks" if per_task(report)
+             else f"memory over {t_max:.2f} s") + f", peak {format_size(report.peak)}"
     out = [
         (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
          f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{_e(label)}">'),
@@ -118,8 +126,9 @@ def chart(report: Report) -> str:
                    f"{_e(format_size(value))}</text>")
     for i in range(3):  # x axis: start, middle, end
         t = t_max * i / 2
+        mark = f"task {t:.0f}" if per_task(report) else f"{t:.2f} s"
         out.append(f'<text x="{x(t):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
-                   f"{t:.2f} s</text>")
+                   f"{mark}</text>")
     # The cap is labelled at the right end, the soft limit at the left, so the two
     # labels never overlap however close the limits are.
     limits = [("cap", report.limit, "#c00", WIDTH - RIGHT - 4, "end")]
@@ -139,13 +148,16 @@ def _samples(report: Report) -> str:
     rows = sample_rows(report)
     if not rows:
         return ""
+    digits = 0 if per_task(report) else 3
     body = "".join(
-        f'<tr{" class=peak" if peak else ""}><td>{t:.3f}</td><td>{_e(format_size(b))}</td>'
+        f'<tr{" class=peak" if peak else ""}><td>{t:.{digits}f}</td>'
+        f"<td>{_e(format_size(b))}</td>"
         f"<td>{100 * b / report.limit:.0f}%</td><td>{'max' if peak else ''}</td></tr>"
-        if report.limit else f"<tr><td>{t:.3f}</td><td>{_e(format_size(b))}</td></tr>"
+        if report.limit else f"<tr><td>{t:.{digits}f}</td><td>{_e(format_size(b))}</td></tr>"
         for t, b, peak in rows
     )
-    return ("<table><tr><th>t (s)</th><th>memory</th><th>of cap</th><th></th></tr>"
+    first = "task" if per_task(report) else "t (s)"
+    return (f"<table><tr><th>{first}</th><th>memory</th><th>of cap</th><th></th></tr>"
             f"{body}</table>")
 
 

@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any
 
-from . import _html, _store, _text
+from . import _deep, _graph, _html, _store, _text
 
 SCHEMA = "isolator.report"
 SCHEMA_VERSION = 1
@@ -72,6 +72,7 @@ class Report:
             self.sections["traceback"] = _traceback_section(traceback)
         self._explain_gaps()
         self.path: str | None = None
+        self._svg: tuple[str | None, str | None] | None = None  # the graph, drawn once
 
     def _explain_gaps(self) -> None:
         # Every absent part gets a reason, unless the caller already gave a better one.
@@ -83,6 +84,16 @@ class Report:
             self.missing.pop(name, None)
         if self.timeline:
             self.missing.pop("timeline", None)
+
+    def complete(self) -> None:
+        """Add the facts derived from several parts (sections are set after the report
+        is made): how much of the memory memray's sites explain, from its own peak and
+        the supervisor's samples, so the report can say what memray could not see."""
+        native = self.sections.get("native")
+        if isinstance(native, dict) and "coverage" not in native:
+            found = _deep.coverage(native, self.timeline, self.peak)
+            if found is not None:
+                native["coverage"] = found
 
     @classmethod
     def from_exception(
@@ -127,6 +138,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict; :meth:`from_dict` reads it back."""
+        self.complete()
         return {
             "schema": SCHEMA,
             "version": SCHEMA_VERSION,
@@ -189,24 +201,38 @@ class Report:
                 f"limit={self.limit} path={self.path!r}>")
 
     def __str__(self) -> str:
+        self.complete()
         return _text.render(self)
 
     def to_html(self) -> str:
         """One self-contained HTML page (inline CSS and SVG; nothing is fetched)."""
+        self.complete()
         return _html.render(self)
 
+    def graph_svg(self) -> tuple[str | None, str | None]:
+        """The holders' back-reference graph as SVG (made once, with Graphviz's dot),
+        or None and why not."""
+        if self._svg is None:
+            source = _graph.dot_source(self.sections)
+            self._svg = (None, "no graph was drawn") if source is None else \
+                _graph.to_svg(source)
+        return self._svg
+
     def write(self, directory: str) -> str:
-        """Save report.json, report.txt and report.html in a new private subdirectory.
+        """Save report.json, report.txt and report.html in a new private subdirectory,
+        and ``backrefs.dot`` when the report has a back-reference graph.
 
         ``directory`` (and missing parents) is created with mode 0700; the report goes
         into ``<YYYYmmdd-HHMMSS>-<function>-<pid>`` (0700), its files are 0600. Returns
         that subdirectory, also kept in :attr:`path`.
         """
+        files = {"report.txt": str(self), "report.html": self.to_html(),
+                 "report.json": json.dumps(self.to_dict(), indent=2) + "\n"}
+        source = _graph.dot_source(self.sections)
+        if source is not None:
+            files[_graph.DOT_FILE] = source
         self.path = _store.write(
-            directory, _store.entry_name(self.started_at, self.short_name, self.pid),
-            {"report.txt": str(self), "report.html": self.to_html(),
-             "report.json": json.dumps(self.to_dict(), indent=2) + "\n"},
-        )
+            directory, _store.entry_name(self.started_at, self.short_name, self.pid), files)
         return self.path
 
 
@@ -240,6 +266,10 @@ def _traceback_section(text: str) -> dict[str, Any]:
 
 def _thin(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
     points = [(t, b) for t, b in points if math.isfinite(t)]
+    # A sample of 0 bytes is the sampler reading a process that is gone (a zombie has
+    # no RSS): a running task never holds nothing, so trailing zeros are not memory.
+    while points and points[-1][1] <= 0:
+        points.pop()
     if len(points) <= MAX_TIMELINE_POINTS:
         return points
     # Evenly spaced samples, plus the peak, which is the one sample a reader needs.

@@ -12,7 +12,8 @@ import time
 from typing import TYPE_CHECKING
 
 from .._units import format_size
-from ._heap import native_text_lines
+from . import _graph
+from ._deep import heapy_text_lines, native_text_lines
 from ._heap import text_lines as heap_text_lines
 
 if TYPE_CHECKING:
@@ -45,14 +46,27 @@ def cap_text(report: Report) -> str:
     return format_size(report.limit) if report.limit > 0 else "none"
 
 
+def per_task(report: Report) -> bool:
+    """A leak-suspected report's timeline has one point per task, not per time."""
+    return report.kind == "leak-suspected"
+
+
 def overshoot_text(report: Report) -> str:
     if report.limit <= 0:
         return "no cap was set"
     over = report.overshoot
+    if over < 0 and per_task(report):
+        return f"{format_size(-over)} below the cap (nothing was stopped)"
     if over < 0:
         return f"{format_size(-over)} below the cap: stopped before reaching it"
     share = f", {100 * report.peak / report.limit:.1f}% of the cap" if report.limit else ""
     return f"{format_size(over)} over the cap{share}"
+
+
+def wall_text(report: Report, started: str) -> str:
+    if per_task(report):
+        return f"not measured: the worker was examined between tasks ({started})"
+    return f"{report.wall_time:.2f} s (started {started})"
 
 
 def exit_text(report: Report) -> str:
@@ -134,7 +148,7 @@ def render(report: Report) -> str:
         f"  kind       {report.kind}: {KIND_MEANING.get(report.kind, 'unknown kind')}",
         f"  cap        {cap_text(report)}{soft}",
         f"  peak       {format_size(report.peak)}  ({overshoot_text(report)})",
-        f"  wall time  {report.wall_time:.2f} s (started {started})",
+        f"  wall time  {wall_text(report, started)}",
         f"  process    pid {report.pid if report.pid is not None else '?'}, {exit_text(report)}",
     ]
     where = where_lines(report.traceback)
@@ -144,6 +158,8 @@ def render(report: Report) -> str:
     heap = report.sections.get("heap")
     if isinstance(heap, dict):
         out.extend(heap_text_lines(heap))
+        out.extend(_graph.text_lines(report.sections))
+        out.extend(heapy_text_lines(heap))
     native = report.sections.get("native")
     if isinstance(native, dict):
         out.extend(native_text_lines(native))
@@ -163,16 +179,22 @@ def _timeline_lines(report: Report) -> list[str]:
     if not points:
         return ["memory timeline: missing (see below)"]
     values = [b for _, b in points]
+    if per_task(report):
+        span = (f"memory after each task, tidied (tasks {points[0][0]:.0f} to "
+                f"{points[-1][0]:.0f}; 0 is the fresh worker)")
+    else:
+        span = (f"memory timeline ({points[0][0]:.2f} s to {points[-1][0]:.2f} s, "
+                f"{len(points)} samples)")
     out = [
-        (f"memory timeline ({points[0][0]:.2f} s to {points[-1][0]:.2f} s, "
-         f"{len(points)} samples)"),
+        span,
         "  " + sparkline(points),
         (f"  min {format_size(min(values))}   max {format_size(max(values))}   "
          f"cap {cap_text(report)}"),
         "",
-        f"  {'t (s)':>9}  {'memory':>11}  {'of cap':>6}",
+        f"  {'task' if per_task(report) else 't (s)':>9}  {'memory':>11}  {'of cap':>6}",
     ]
     for t, b, is_peak in sample_rows(report):
         share = f"{100 * b / report.limit:5.0f}%" if report.limit else "     -"
-        out.append(f"  {t:9.3f}  {format_size(b):>11}  {share}{'  <- max' if is_peak else ''}")
+        when = f"{t:9.0f}" if per_task(report) else f"{t:9.3f}"
+        out.append(f"  {when}  {format_size(b):>11}  {share}{'  <- max' if is_peak else ''}")
     return out
