@@ -203,11 +203,20 @@ class TaskTimeout(WorkerError, TimeoutError):
 
 
 class RemoteTraceback(Exception):
-    """The child's formatted traceback, attached as ``__cause__`` of re-raised errors."""
+    """The child's formatted traceback, attached as ``__cause__`` of re-raised errors.
 
-    def __init__(self, tb: str) -> None:
+    ``tb`` is the whole text, for the caller; ``report_tb`` what a report keeps of it at
+    the forensics level of the task (messages withheld at ``types``, cut at the others),
+    or None when the child sent no such text (then a report keeps ``tb``).
+    """
+
+    def __init__(self, tb: str, report_tb: str | None = None) -> None:
         super().__init__(tb)
         self.tb = tb
+        self.report_tb = report_tb
+
+    def __reduce__(self) -> tuple[type[RemoteTraceback], tuple[str, str | None]]:
+        return RemoteTraceback, (self.tb, self.report_tb)
 
     def __str__(self) -> str:
         return f'\n"""\n{self.tb}"""'

@@ -102,3 +102,18 @@ def test_preload_false_turns_the_learning_off() -> None:
         _, already = run("_learn_off")
         assert not already
     assert "_learn_off" not in zygote_modules()
+
+
+@pytest.mark.timeout(60)
+def test_preloaded_pages_count_once_and_a_childs_copies_of_them_count_for_it() -> None:
+    from isolator import MemoryLimitExceeded
+
+    isolated(max_mem="256MB")(lj.read_the_big_block)()
+    assert wait_until(lambda: "_learn_big" in zygote_modules(), 10)
+    # 24 MiB that the zygote holds and the child only shares: not the child's.
+    already, size = isolated(max_mem="20MB")(lj.read_the_big_block)()
+    assert already and size == (24 << 20) + ord("x")
+    # Written, each page is copied into the child: its own, past a 20 MB cap.
+    with pytest.raises(MemoryLimitExceeded) as caught:
+        isolated(max_mem="20MB", timeout=30)(lj.write_the_big_block)()
+    assert caught.value.peak > 20_000_000

@@ -6,7 +6,8 @@ import pytest
 
 from isolator._wire import frames as _protocol
 
-FRAMES = [(_protocol.HELLO, (1234).to_bytes(8, "big")), (_protocol.RESULT, b""),
+HELLO = (1234).to_bytes(8, "big") + (4096).to_bytes(8, "big")  # its pid and RSS
+FRAMES = [(_protocol.HELLO, HELLO), (_protocol.RESULT, b""),
           (_protocol.RAISED, b"x" * 70_000), (_protocol.IDLE, (5).to_bytes(8, "big"))]
 STREAM = b"".join(b"".join(_protocol.frame(tag, body)) for tag, body in FRAMES)
 
@@ -23,4 +24,4 @@ def test_frames_come_out_whole_and_in_order_however_the_stream_is_cut(piece: int
 def test_a_partial_frame_waits_for_the_rest() -> None:
     reader = _protocol.FrameReader()
     assert reader.feed(STREAM[:5]) == []
-    assert reader.feed(STREAM[5:17]) == [FRAMES[0]]
+    assert reader.feed(STREAM[5:25]) == [FRAMES[0]]

@@ -196,9 +196,10 @@ def test_a_default_cap_isolates_every_test_and_the_report_lists_peaks(
                           out, re.M)}
     assert set(rows) == {"test_unmarked_small", "test_unmarked_greedy", "test_own_cap"}, out
     peak, unit, cap = rows["test_own_cap"]
-    assert unit == "MiB" and 200 <= peak < 400 and cap == "400.0 MiB", rows
+    # A peak is what the test held of its own: not the interpreter it shares.
+    assert unit == "MiB" and 180 <= peak < 400 and cap == "400.0 MiB", rows
     peak, unit, cap = rows["test_unmarked_small"]
-    assert unit == "MiB" and peak < 100 and cap == "100.0 MiB", rows
+    assert (unit != "MiB" or peak < 20) and cap == "100.0 MiB", rows
 
 
 LEAKS = """

@@ -29,6 +29,7 @@ from .._wire import platform as _platform
 from .._wire.procfs import StatusReader, descendants, self_rss
 from .._wire.spec import BREACH_SIGNAL, ChildSpec
 from .forensics_hook import heap_forensics
+from .tracebacks import for_report
 
 _spec = ChildSpec(None, None, None, "")
 _armed = False  # the soft limit's signal raises MemoryLimitExceeded (the user's code runs)
@@ -36,6 +37,7 @@ _in_task = False  # the user's function is running (armed or not)
 _breached = False  # a task of this worker went past the soft limit: it takes no more
 _sock: socket.socket | None = None  # the task's socket, once the child serves
 _limit = 0
+_hello_rss = 0  # our RSS as we said HELLO: the zygote's pages, which the cap does not count
 
 
 def _on_breach(signum: int, frame: FrameType | None) -> None:
@@ -45,7 +47,7 @@ def _on_breach(signum: int, frame: FrameType | None) -> None:
     if _armed:
         _armed = False
         _breached = True
-        peak = self_rss()
+        peak = _own_memory()
         raise MemoryLimitExceeded(
             f"memory use passed the soft limit below the {format_size(_limit)} cap",
             limit=_limit,
@@ -60,12 +62,17 @@ def _on_breach(signum: int, frame: FrameType | None) -> None:
         _report_swallowed(frame)
 
 
+def _own_memory() -> int:
+    """What the engine's sampler counts of us: our RSS beyond the zygote's pages."""
+    return max(self_rss() - _hello_rss, 0)
+
+
 def _report_swallowed(frame: FrameType | None) -> NoReturn:
     exc = MemoryLimitExceeded(
         f"memory use passed the soft limit below the {format_size(_limit)} cap; the task "
         "caught the MemoryLimitExceeded raised there and went on, so it was stopped where "
         "it stood a moment later",
-        limit=_limit, peak=self_rss(), kind="soft", pid=os.getpid(),
+        limit=_limit, peak=_own_memory(), kind="soft", pid=os.getpid(),
     )
     if frame is not None:
         exc = exc.with_traceback(types.TracebackType(None, frame, frame.f_lasti,
@@ -132,8 +139,12 @@ def _start(spec: ChildSpec, fds: list[int]) -> NoReturn:
         sock = socket.socket(fileno=fds[0])
         # HELLO goes first: the engine starts watching us while we finish setting
         # up. A fresh child's task is in the socket already; a reused worker's comes
-        # once the engine has taken its fresh RSS.
-        _protocol.send_frame(sock, _protocol.HELLO, os.getpid().to_bytes(8, "big"))
+        # once the engine has taken its fresh RSS. Our RSS now is the zygote's pages we
+        # share and nothing of the task's: what the engine counts is beyond it.
+        global _hello_rss
+        _hello_rss = self_rss()
+        hello = os.getpid().to_bytes(8, "big") + _hello_rss.to_bytes(8, "big")
+        _protocol.send_frame(sock, _protocol.HELLO, hello)
         _prepare(spec, fds[1:])
         code = _serve(sock, spec.reuse)
     except BaseException:  # noqa: BLE001 - whatever happens, leave through os._exit
@@ -363,5 +374,8 @@ def _pack_exception(exc: BaseException) -> bytes:
             f"({failure})"
         )
         exc_bytes = _serialize.dumps(substitute, what="exception")
-    return _serialize.dumps((exc_bytes, text, heap_forensics(exc, _spec, _task_started)),
-                            what="exception")
+    # Only a memory error makes a report; its text keeps what the forensics level allows.
+    report_text = for_report(exc, _spec.forensics) if isinstance(exc, MemoryError) else None
+    return _serialize.dumps(
+        (exc_bytes, text, report_text, heap_forensics(exc, _spec, _task_started, _hello_rss)),
+        what="exception")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 from typing import TYPE_CHECKING, Any
 
-from .._wire.procfs import self_rss
+from .._wire.procfs import RollupReader, self_rss
 
 if TYPE_CHECKING:
     from .._wire.spec import ChildSpec
@@ -36,8 +36,8 @@ def take_baseline() -> None:
     baseline = forensics.take_baseline()
 
 
-def heap_forensics(exc: BaseException, spec: ChildSpec,
-                   task_started: float) -> dict[str, Any] | None:
+def heap_forensics(exc: BaseException, spec: ChildSpec, task_started: float,
+                   hello_rss: int = 0) -> dict[str, Any] | None:
     """What held the memory and who kept it alive, walked here, where only the child
     can: for memory errors, within the headroom below the hard cap and a time budget."""
     if spec.forensics == "off" or not isinstance(exc, MemoryError):
@@ -53,9 +53,38 @@ def heap_forensics(exc: BaseException, spec: ChildSpec,
     if baseline is not None:
         baseline.started = task_started
     # Past the hard cap the report is lost: the collectors fit their memory (heapy's
-    # mode included) to the headroom left, and their time to the heap's size.
-    headroom = max(spec.limit - self_rss(), 0) if spec.limit else None
+    # mode included) to the headroom left, and their time to the heap's size. Left as
+    # the sampler counts it: our RSS beyond the zygote's pages (``hello_rss``), or our
+    # private pages if they are more (copies of the zygote's that the task made).
+    headroom = max(spec.limit - _counted(hello_rss), 0) if spec.limit else None
+    if spec.rlimit_data is not None:  # the kernel refuses what passes the data segment's
+        left = max(spec.rlimit_data - _data_size(), 0)
+        headroom = left if headroom is None else min(headroom, left)
     return forensics.collect(level=spec.forensics, frame=tb.tb_frame if tb else None,
                              baseline=baseline, time_budget=spec.forensics_budget,
                              headroom=headroom, traceback=exc.__traceback__)
 
+
+def _counted(hello_rss: int) -> int:
+    """What the engine's sampler counts of this process now (see ``_engine.sampler``)."""
+    import os
+
+    rss = self_rss()
+    try:
+        rollup = RollupReader(os.getpid())
+    except OSError:
+        return max(rss - hello_rss, 0)
+    try:
+        return max(rss - hello_rss, rollup.private())
+    finally:
+        rollup.close()
+
+
+def _data_size() -> int:
+    """This process's data segment (``VmData``), which ``RLIMIT_DATA`` caps: every private
+    writable mapping, the zygote's pages it shares included."""
+    with open("/proc/self/status", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0

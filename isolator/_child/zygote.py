@@ -111,6 +111,9 @@ class _Zygote:
                 self.drop_spare()
                 _child_forensics.take_baseline()
                 self.baseline_stale = False
+                # The count's scratch (a list of every object, counters) is freed but its
+                # pages stay with malloc: given back, they are not in every child forked next.
+                _platform.malloc_trim()
             pid = self.hand_to_spare(spec, fds) or self.fork_child(spec, fds)
             try:
                 os.setpgid(pid, pid)

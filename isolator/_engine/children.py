@@ -200,10 +200,13 @@ class Child:
         return frames
 
     def _feed(self, data: bytes) -> list[tuple[int, Any]]:
-        """Frames in arrival order: (HELLO, pid), (IDLE, rss) or (tag, (tag, body))."""
+        """Frames in arrival order: (HELLO, (pid, rss)), (IDLE, rss) or (tag, (tag, body))."""
         frames: list[tuple[int, Any]] = []
         for tag, body in self.reader.feed(data):
-            if tag == _protocol.HELLO or tag == _protocol.IDLE:
+            if tag == _protocol.HELLO:
+                frames.append((tag, (int.from_bytes(body[:8], "big"),
+                                     int.from_bytes(body[8:16], "big"))))
+            elif tag == _protocol.IDLE:
                 frames.append((tag, int.from_bytes(body, "big")))
             else:
                 frames.append((tag, (tag, body)))

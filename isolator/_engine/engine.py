@@ -437,7 +437,7 @@ class Engine:
                 # death is then the task's, not a failed start.
                 child.hello = True
                 if not gone:
-                    self._on_hello(child, value)
+                    self._on_hello(child, *value)
             elif tag == _protocol.IDLE:
                 self._on_idle(child, value, gone)
             elif tag == _protocol.LEARNED:
@@ -445,7 +445,7 @@ class Engine:
             else:
                 self._on_outcome(child, value)
 
-    def _on_hello(self, child: Child, pid: int) -> None:
+    def _on_hello(self, child: Child, pid: int, rss: int) -> None:
         """The child is alive: watch it; a reused worker gets its first job now, after its
         fresh RSS (its recycle baseline) was read."""
         child.pid = pid
@@ -453,18 +453,20 @@ class Engine:
         child.handshake = None
         job = child.current
         limits = job.limits if job is not None else child.limits
-        child.watch = Watch(pid, limits.max_mem, limits.soft_mem)
+        child.watch = Watch(pid, limits.max_mem, limits.soft_mem, hello_rss=rss)
         if child.slot is not None:
             child.oom_before = child.slot.oom_kills()
         self.sampler.watch(child.watch)
-        child.baseline_rss = child.watch.last
+        # Its RSS as it reports it between tasks (all of it, the zygote's pages too): the
+        # baseline its recycle policy measures growth from.
+        child.baseline_rss = max(child.watch.first_rss, 0)
         if child.killing:  # stopped before it started
             child.watch.kill()
         elif job is None:
             if child.state is State.STARTING:
                 child.state = State.IDLE
             if child.owner is not None:
-                child.owner.on_idle(child, child.watch.last)
+                child.owner.on_idle(child, child.baseline_rss)
         else:
             if child.state is State.STARTING:
                 child.state = State.BUSY

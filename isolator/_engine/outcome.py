@@ -115,7 +115,7 @@ def _death(e: Ending) -> BaseException:
 
 def _raised(e: Ending, body: bytes) -> tuple[BaseException, dict[str, Any] | None]:
     try:
-        exc_bytes, text, heap = _serialize.loads(body, what="exception")
+        exc_bytes, text, report_text, heap = _serialize.loads(body, what="exception")
         exc: BaseException = _serialize.loads(exc_bytes, what="exception")
     except SerializationError as failure:
         return failure, None
@@ -126,5 +126,5 @@ def _raised(e: Ending, body: bytes) -> tuple[BaseException, dict[str, Any] | Non
         cause = exc
         exc = _memory_error(e, "rlimit", "had an allocation refused by RLIMIT_DATA")
         exc.__context__ = cause
-    exc.__cause__ = RemoteTraceback(text)
+    exc.__cause__ = RemoteTraceback(text, report_text)
     return exc, heap

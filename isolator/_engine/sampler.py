@@ -1,8 +1,11 @@
 """The hard cap: one sampler thread samples every running task's process tree.
 
-It reads ``RssAnon + RssShmem`` of each process in the tree (see ``_wire.procfs``; in a
-tree of several processes, each one's proportional share of what they share
-copy-on-write) and acts on the sum: past the soft limit it signals the child once (and
+It reads ``RssAnon + RssShmem`` of each process in the tree and counts what the task
+holds of its own (see ``_wire.procfs``): a lone child's memory beyond the zygote's pages
+it shares (the interpreter and the preloaded modules count once, in the zygote; the
+copies it makes of them count, from its rollup read between samples), and in a tree of
+several processes each one's proportional share of what they share copy-on-write. It
+acts on the sum: past the soft limit it signals the child once (and
 once more if the task goes on a second later), so the child raises
 ``MemoryLimitExceeded`` where it stands and can report; past the hard cap it kills the
 tree at once with SIGKILL. This holds for native code that holds the GIL, because the
@@ -26,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .._wire.procfs import PssReader, StatusReader, children
+from .._wire.procfs import RollupReader, StatusReader, children
 from .._wire.spec import BREACH_SIGNAL
 
 SLOW = 0.010
@@ -63,7 +66,17 @@ class Watch:
     # In a tree of several processes: each one's proportional share of the memory it
     # shares copy-on-write, and its RSS when that was read (see ``counted``).
     shares: dict[int, tuple[int, int]] = field(default_factory=dict)
-    pss_readers: dict[int, PssReader] = field(default_factory=dict)
+    rollups: dict[int, RollupReader] = field(default_factory=dict)
+    # Alone in its tree: the RSS it started with (the zygote's pages it shares, which
+    # are not its own: as the child read it for its HELLO, ``hello_rss``, before the
+    # task ran, so a task that allocated before the first sample still counts that),
+    # and at the last read of its rollup, its private pages and RSS.
+    hello_rss: int | None = None
+    base: int = -1
+    first_rss: int = -1  # as read, the zygote's pages too
+    private: tuple[int, int] | None = None
+    rollup_at: float = 0.0
+    rollup_every: float = 0.05
 
     def reset(self, limit: int | None, soft: int | None) -> None:
         """A reused worker starts its next task: fresh peak, timeline and soft signal."""
@@ -90,22 +103,57 @@ class Watch:
                     self.track(child)
         if len(self.readers) > 1:
             self._share()
-        elif self.shares:
+        else:
             self.shares.clear()
+            # Past the soft limit the child walks its heap, which touches every object
+            # and so copies the zygote's pages it shares: those copies are the report's
+            # cost (bounded by the zygote's size, which the child's walk budget leaves
+            # room for), not the task's growth, so its private pages are not read again.
+            if not self.soft_sent and now - self.rollup_at >= self.rollup_every:
+                self._own(now)
+
+    def _rollup(self, pid: int) -> RollupReader | None:
+        reader = self.rollups.get(pid)
+        if reader is None:
+            try:
+                reader = self.rollups[pid] = RollupReader(pid)
+            except OSError:  # gone
+                return None
+        return reader
 
     def _share(self) -> None:
         """Read each process's proportional share: after a fork, parent and children
         share the task's pages, and counting each process's RSS would count them once
         per process (a 64 MiB array and four idle workers came to 320 MiB)."""
         for pid, reader in self.readers.items():
-            pss_reader = self.pss_readers.get(pid)
-            if pss_reader is None:
-                try:
-                    pss_reader = self.pss_readers[pid] = PssReader(pid)
-                except OSError:  # gone
-                    self.shares[pid] = (0, 0)
-                    continue
-            self.shares[pid] = (pss_reader.pss(), reader.rss())
+            rollup = self._rollup(pid)
+            self.shares[pid] = (rollup.pss(), reader.rss()) if rollup else (0, 0)
+
+    def _own(self, now: float) -> None:
+        """Read the lone process's private pages: the copies it made of pages it
+        shared with the zygote count too, though its RSS did not grow for them. Read
+        less often the more it costs (it walks the page tables of the whole process)."""
+        rollup = self._rollup(self.pid)
+        if rollup is None:
+            return
+        started = time.monotonic()
+        private, rss = rollup.private(), self.readers[self.pid].rss()
+        cost = time.monotonic() - started
+        self.rollup_at, self.rollup_every = now, max(TREE_SCAN_FAR, 20 * cost)
+        self.private = (private, rss)
+
+    def own(self, rss: int) -> int:
+        """What the process alone in its tree counts: its RSS beyond what it started
+        with (the zygote's pages, shared), or its private pages at the last rollup and
+        its growth since, whichever is more."""
+        if self.base < 0:
+            self.first_rss = rss
+            self.base = rss if self.hello_rss is None else min(rss, self.hello_rss)
+        grown = rss - self.base
+        if self.private is not None:
+            private, then = self.private
+            grown = max(grown, private + rss - then)
+        return max(0, grown)
 
     def counted(self, pid: int, rss: int) -> int:
         """The memory a process counts for now: its RSS alone in its tree; else its
@@ -144,12 +192,12 @@ class Watch:
     def close(self) -> None:
         for reader in self.readers.values():
             reader.close()
-        for pss_reader in self.pss_readers.values():
-            pss_reader.close()
+        for rollup in self.rollups.values():
+            rollup.close()
         for fd in self.pidfds.values():
             os.close(fd)
         self.readers.clear()
-        self.pss_readers.clear()
+        self.rollups.clear()
         self.pidfds.clear()
 
 
@@ -220,8 +268,8 @@ class Sampler:
             w.scan(now)
         if w.shares:
             total = sum(w.counted(pid, reader.rss()) for pid, reader in w.readers.items())
-        else:  # a process alone in its tree, nearly always: its RSS
-            total = sum(reader.rss() for reader in w.readers.values())
+        else:  # a process alone in its tree, nearly always: what it holds of its own
+            total = w.own(w.readers[w.pid].rss()) if w.pid in w.readers else 0
         w.record(now, total)
         interval = self._next_interval(w, now, total)
         w.last, w.last_time = total, now

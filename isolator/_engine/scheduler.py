@@ -136,14 +136,14 @@ class Scheduler:
         self.closed = True
         if self.workers is not None and self.drained:
             self.workers.retire_idle()
-        self._check_drained()
+        self.check_drained()
 
     def cancel_pending(self) -> None:
         pending, self.pending = self.pending, deque()
         for unit in pending:
             if unit.future.cancel():
                 self.tally.counts["cancelled"] += 1
-        self._check_drained()
+        self.check_drained()
 
     def kill_running(self) -> None:
         """Kill every running unit's child; retries waiting fail with their last error."""
@@ -160,7 +160,7 @@ class Scheduler:
         """``then()`` once nothing is pending, running or waiting, and every progress hook
         call for what ended has returned."""
         self._drained.append(then)
-        self._check_drained()
+        self.check_drained()
 
     def snapshot(self) -> Statistics:
         children = tuple(
@@ -192,7 +192,10 @@ class Scheduler:
 
     @property
     def drained(self) -> bool:
-        return not (self.pending or self.running or self.waiting)
+        # A suspected leaker's heap walk runs as one more job of no unit: its report
+        # is part of the work a join() waits for.
+        return not (self.pending or self.running or self.waiting
+                    or (self.workers is not None and self.workers.probing))
 
     def pump(self) -> None:
         """Start units from the head of the queue while there is room for them."""
@@ -298,9 +301,9 @@ class Scheduler:
         self.tally.outcome(exc)
         if self.settings.progress is not None:
             self.port.post_callback(_progress, self.settings.progress, future)
-        self._check_drained()
+        self.check_drained()
 
-    def _check_drained(self) -> None:
+    def check_drained(self) -> None:
         """Tell the join()s once drained, after the reports (a suspected leak's) and the
         progress hook calls posted so far have run: each of those threads runs in order,
         so a barrier goes through both. Confirmed on the engine thread, since a hook may
@@ -319,7 +322,7 @@ class Scheduler:
             for then in waiting:
                 then()
         else:
-            self._check_drained()
+            self.check_drained()
 
 
 def _progress(hook: Callable[[Future[Any]], None], future: Future[Any]) -> None:

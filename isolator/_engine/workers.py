@@ -49,6 +49,7 @@ class Workers:
         # Functions whose leak was reported: the next worker that grows the same way is
         # counted (``leaks_suspected``) but not walked, warned about and reported again.
         self.examined: set[str] = set()
+        self.probing = 0  # leak probes running (see Scheduler.drained)
 
     # -- the scheduler's questions -------------------------------------------------------
 
@@ -167,5 +168,9 @@ class Workers:
         def done(job: Job, outcome: Outcome) -> None:
             heap: Any = outcome.value if outcome.ok else None
             self.port.post_report(leak_report, pid, name, history, heap, limits, reporting)
+            self.probing -= 1
+            self.scheduler.check_drained()
+
+        self.probing += 1
 
         self.port.give(worker, Job(payload, limits, reporting, "<leak probe>", (), done))

@@ -6,7 +6,7 @@ itself, so a 1 GiB result is never pickled twice. The child's stdout and stderr 
 touch this socket.
 
     child                          engine
-      │ ── HELLO(pid) ─────────────▶ │   handshake: the child is alive; it is watched
+      │ ── HELLO(pid, rss) ────────▶ │   handshake: the child is alive; it is watched
       │ ◀──────────── TASK(fn,args) ─│   a fresh child's is written before the fork,
                                           a reused worker's after its HELLO
       │ ── RESULT(pickle) ─────────▶ │   or

@@ -101,7 +101,8 @@ class Report:
         soft_limit: int | None = None,
     ) -> Report:
         """A report from a ``MemoryLimitExceeded`` and the times measured around the call."""
-        tb = getattr(exc.__cause__, "tb", None)  # a RemoteTraceback when the child raised
+        # A RemoteTraceback when the child raised: the text as its forensics level keeps it.
+        tb = getattr(exc.__cause__, "report_tb", None) or getattr(exc.__cause__, "tb", None)
         timeline = getattr(exc, "timeline", None) or []
         missing: dict[str, str] = {}
         if not timeline:
