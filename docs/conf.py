@@ -46,8 +46,10 @@ autodoc_inherit_docstrings = False
 
 html_theme = "alabaster"
 html_title = f"isolator {release}"
+# Wide enough for the guides' code and the reference's tables without scrolling.
 html_theme_options = {"description": "memory-capped child processes that say why",
-                      "fixed_sidebar": True}
+                      "fixed_sidebar": True, "page_width": "1240px",
+                      "body_max_width": "none"}
 
 # isolated's and the pools' signatures spell out every option: one parameter a line.
 python_maximum_signature_line_length = 88

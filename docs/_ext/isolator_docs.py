@@ -11,7 +11,7 @@ The docstrings of ``isolated`` and the pools end with an "Options:" section that
 ``isolator._model.options.docstring`` writes from the declaration of options, as
 ``help()`` shows it. On the site that section becomes a table, written from the same
 declaration (not parsed back from the text), each option in one table only: the
-options of ``isolated`` under ``isolated``, the pools' own under each pool.
+options of ``isolated`` under ``isolated``, the pools' own under ``IsolatedExecutor``.
 """
 
 from __future__ import annotations
@@ -75,15 +75,16 @@ class IsolatorApi(SphinxDirective):
 
 # -- options -------------------------------------------------------------------------------
 
-#: Which options each documented object's table shows, and what it says of the rest.
-_TABLES: dict[str, tuple[type, tuple[type, ...], str]] = {
+#: Which options each documented object's table shows (None: no table), and what it
+#: says of the rest.
+_TABLES: dict[str, tuple[type | None, tuple[type, ...], str]] = {
     "isolator.isolated": (options.CallOptions, (), ""),
     "isolator.IsolatedExecutor": (
         options.PoolOptions, (options.CallOptions,),
-        "Every option of :func:`isolated` (see its table), and the pool's own:"),
+        "Every option of :func:`isolated` (see its table), and the pools' own:"),
     "isolator.IsolatedPool": (
-        options.PoolOptions, (options.CallOptions,),
-        "Every option of :func:`isolated` (see its table), and the pool's own:"),
+        None, (), "Every option of :func:`isolated` (see its table), and the pools' own "
+        "(``memory_budget``, ``recycle``, ``progress``: see :class:`IsolatedExecutor`)."),
 }
 
 
@@ -115,7 +116,8 @@ def _options_section(app: Sphinx, what: str, name: str, obj: Any, opts: Any,
     lines += [".. rubric:: Options", ""]
     if lead:
         lines += [lead, ""]
-    lines += options_table(group, *parents)
+    if group is not None:
+        lines += options_table(group, *parents)
     lines.append("")
 
 
