@@ -16,20 +16,20 @@ everything downstream receives frozen values in bytes and seconds.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import os
-import re
 import sys
-import types
 import typing
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypedDict
 
 from .._errors import ConfigurationError
 from .._units import parse_size
 from .escalation import escalate_memory
 from .recycle import recycle_base
+
+if TYPE_CHECKING:
+    import inspect
 
 CgroupMode = Literal["auto"] | bool
 ForensicsLevel = Literal["off", "types", "default", "deep"]
@@ -364,6 +364,8 @@ def signature(fn: Callable[..., Any], group: type) -> inspect.Signature:
     """``fn``'s signature with its ``**options`` spelled out, one keyword-only parameter per
     declared option with its default, so ``inspect.signature``, ``help()`` and the docs
     show every option and its default rather than ``**options``."""
+    import inspect
+
     explicit = inspect.signature(fn)
     shown = [p for p in explicit.parameters.values() if p.kind is not p.VAR_KEYWORD]
     shown += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option.default,
@@ -375,6 +377,10 @@ def signature(fn: Callable[..., Any], group: type) -> inspect.Signature:
 def _type_text(annotation: Any) -> str:
     """An option's type as its declaration spells it (``int | str | None``), not as
     ``typing`` prints it (``Union[...]``, ``collections.abc.Callable``)."""
+    import inspect
+    import re
+    import types
+
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return " | ".join(map(_type_text, typing.get_args(annotation)))
     if annotation is type(None):
@@ -387,7 +393,11 @@ def _type_text(annotation: Any) -> str:
 
 def show_options(fn: Any, group: type) -> None:
     """Give ``fn`` (a function, or a class's ``__init__``) the signature above."""
-    fn.__signature__ = signature(fn, group)
+    # Not in the zygote, which imports this module when a task's module imports
+    # isolator: nobody reads a signature there, and inspect would add ast, dis and
+    # tokenize to every child forked from it.
+    if "isolator._child.zygote" not in sys.modules:
+        fn.__signature__ = signature(fn, group)
 
 
 def docstring(group: type, *names: str) -> str:
