@@ -19,12 +19,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import sys
 from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
+from sphinx.errors import PycodeError
+from sphinx.pycode import ModuleAnalyzer
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
@@ -48,6 +51,23 @@ def _directive_for(value: Any) -> str:
     return "autodata"
 
 
+def _data(module: str, name: str, value: Any) -> list[str]:
+    """A constant, with the ``#:`` comment of the module that defines it (autodoc would
+    look only in ``module``, which imports it, and show its type's docstring instead)."""
+    lines = [f".. py:data:: {name}", f"   :value: {value!r}", ""]  # in the current module
+    for candidate in sorted(m for m in sys.modules
+                            if m == module or m.startswith(module + ".")):
+        if name not in vars(sys.modules[candidate]):
+            continue
+        try:
+            docs = ModuleAnalyzer.for_module(candidate).find_attr_docs()
+        except PycodeError:
+            continue
+        if ("", name) in docs:
+            return lines + [f"   {line}" for line in docs[("", name)]]
+    return lines
+
+
 class IsolatorApi(SphinxDirective):
     """``.. isolator-api:: isolator``: an autodoc entry for every public name."""
 
@@ -62,6 +82,9 @@ class IsolatorApi(SphinxDirective):
             if "module-docstring" in self.options else [f".. module:: {name}", ""]
         for public in public_names(module):
             value = getattr(module, public)
+            if _directive_for(value) == "autodata":
+                lines += _data(name, public, value)
+                continue
             lines.append(f".. {_directive_for(value)}:: {name}.{public}")
             if inspect.isclass(value) and "no-members" not in self.options:
                 lines.append("   :members:")
