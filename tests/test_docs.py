@@ -75,6 +75,14 @@ def test_the_python_reference_covers_exactly_what_is_exported(site: Path) -> Non
     top_level = {i for i in documented
                  if i.rpartition(".")[0] in {m.__name__ for m in modules}}
     assert top_level == exported
+    # Each one with its docstring: its description (after its signatures, several for
+    # an overloaded function) opens with a paragraph.
+    page = (site / "reference.html").read_text()
+    for name in exported:
+        entry = page.split(f'id="{name}"', 1)[1]
+        description = re.search(r"¶</a></dt>\s*<dd>(.{0,20})", entry, re.DOTALL)
+        assert description is not None and description[1].lstrip().startswith("<p>"), \
+            f"{name} has no description on the site"
     assert "isolator.pytest_plugin.pytest_pyfunc_call" in exported  # a hook, found without __all__
 
 
