@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,12 @@ _REGION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-
                      re.DOTALL)
 
 
-def signature(name: str, fn: Any, group: type) -> str:
-    """``name(...)`` with the explicit parameters, then every declared option."""
+def signature(name: str, fn: Any) -> str:
+    """``name(...)`` as ``inspect.signature`` shows it, without annotations: the explicit
+    parameters, then every declared option (``options.show_options`` spelled them out)."""
     shown = []
     for parameter in inspect.signature(fn).parameters.values():
         if parameter.name == "self":
-            continue
-        if parameter.kind is parameter.VAR_KEYWORD:
-            shown += [f"{opt}={option.default!r}"
-                      for opt, (_, option) in options.declared(group).items()]
             continue
         text = parameter.name if parameter.default is parameter.empty \
             else f"{parameter.name}={parameter.default!r}"
@@ -45,9 +41,21 @@ def signature(name: str, fn: Any, group: type) -> str:
         shown.append(text)
         if parameter.kind is parameter.POSITIONAL_ONLY:
             shown.append("/")
-    call = textwrap.fill(", ".join(shown), 88, initial_indent=f"{name}(",
-                         subsequent_indent=" " * (len(name) + 1)) + ")"
-    return f"```python\n{call}\n```\n"
+    return f"```python\n{_wrapped(name, shown)}\n```\n"
+
+
+def _wrapped(name: str, parameters: list[str], width: int = 88) -> str:
+    """``name(a, b, ...)`` in lines of at most ``width``, broken between parameters only
+    (a default such as ``report_dir``'s has spaces, and is still one piece of Python)."""
+    lines = [f"{name}("]
+    indent = " " * (len(name) + 1)
+    for i, parameter in enumerate(parameters):
+        piece = parameter + (")" if i == len(parameters) - 1 else ",")
+        if lines[-1].strip("(") and len(lines[-1]) + 1 + len(piece) > width:
+            lines.append(indent + piece)
+        else:
+            lines[-1] += ("" if lines[-1].endswith("(") else " ") + piece
+    return "\n".join(lines)
 
 
 def regions() -> dict[str, str]:
@@ -55,10 +63,9 @@ def regions() -> dict[str, str]:
                            options.ReportingOptions, options.RetryOptions)
     pool_own = options.own(options.PoolOptions, options.CallOptions)
     return {
-        "isolated": signature("isolated", isolated, options.CallOptions),
-        "IsolatedExecutor": signature("IsolatedExecutor", IsolatedExecutor.__init__,
-                                      options.PoolOptions),
-        "IsolatedPool": signature("IsolatedPool", IsolatedPool.__init__, options.PoolOptions),
+        "isolated": signature("isolated", isolated),
+        "IsolatedExecutor": signature("IsolatedExecutor", IsolatedExecutor),
+        "IsolatedPool": signature("IsolatedPool", IsolatedPool),
         "limits": options.markdown(options.LimitOptions) + "\n",
         "reporting": options.markdown(options.ReportingOptions) + "\n",
         "retry": options.markdown(options.RetryOptions) + "\n",

@@ -146,6 +146,20 @@ def test_help_lists_every_option_with_its_default() -> None:
     assert "\\x00" not in str(inspect.signature(isolated))
 
 
+def test_signatures_spell_out_every_option_with_a_readable_default() -> None:
+    # help(), IDEs and the docs read inspect.signature: each option is a keyword-only
+    # parameter there, its default the declared one, its repr a Python expression.
+    for documented, group in ((isolated, CallOptions), (IsolatedExecutor, PoolOptions),
+                              (IsolatedPool, PoolOptions), (Limits, LimitOptions),
+                              (Reporting, ReportingOptions)):
+        parameters = inspect.signature(documented).parameters
+        assert all(p.kind is not p.VAR_KEYWORD for p in parameters.values()), documented
+        for name, (_, option) in declared(group).items():
+            assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, (documented, name)
+            assert parameters[name].default is option.default, (documented, name)
+            compile(repr(option.default), f"<{name}'s default>", "eval")
+
+
 def test_the_command_line_flags_come_from_the_declaration() -> None:
     from isolator.cli import build_parser
     from isolator.cli.commands import cap_options

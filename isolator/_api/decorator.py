@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, Unpack, overload
 
 from .._errors import ConfigurationError
-from .._model.options import CallOptions, docstring
+from .._model.options import CallOptions, docstring, show_options
 from .._model.settings import CallSettings, settle
 from .._model.values import Limits, Reporting
 from .._wire import pickling
@@ -213,3 +213,4 @@ fails the last real error is raised, every attempt's error in its ``attempts`` l
 Bad options raise :class:`ConfigurationError` here, not at the first call.
 
 """ + docstring(CallOptions)
+show_options(isolated, CallOptions)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar, Unpack
 
 from .._child.calls import run_chunk, with_initializer
 from .._errors import ConfigurationError, PoolClosed
-from .._model.options import PoolOptions, docstring
+from .._model.options import PoolOptions, docstring, show_options
 from .._model.settings import settle
 from .._model.statistics import Statistics
 from .._model.values import Limits, Reporting
@@ -183,6 +183,7 @@ below, as keywords or grouped in ``limits=`` and ``reporting=``. See docs/pools.
 every deliberate difference from ``ProcessPoolExecutor``.
 
 """ + docstring(PoolOptions)
+show_options(IsolatedExecutor.__init__, PoolOptions)
 
 
 def _results_in_order(futures: list[Future[Any]], end: float | None,

@@ -13,7 +13,7 @@ from typing import Any, Unpack
 
 from .._child.calls import run_chunk, run_items
 from .._errors import PoolClosed, WorkerLost
-from .._model.options import PoolOptions, docstring
+from .._model.options import PoolOptions, docstring, show_options
 from .._model.statistics import Statistics
 from .._model.values import Limits, Reporting
 from .async_result import AsyncResult
@@ -249,3 +249,4 @@ memory escalation and the memory budget work as in :class:`IsolatedExecutor`), a
 keywords or grouped in ``limits=`` and ``reporting=``.
 
 """ + docstring(PoolOptions)
+show_options(IsolatedPool.__init__, PoolOptions)

@@ -21,12 +21,15 @@ import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypedDict
 
 from .._errors import ConfigurationError
 from .._units import parse_size
 from .escalation import escalate_memory
 from .recycle import recycle_base
+
+if TYPE_CHECKING:
+    import inspect
 
 CgroupMode = Literal["auto"] | bool
 ForensicsLevel = Literal["off", "types", "default", "deep"]
@@ -53,8 +56,9 @@ def _default_named(text: str) -> Default:
 
 
 #: ``report_dir``'s default: ``$ISOLATOR_REPORT_DIR``, else ``./isolator-reports``,
-#: looked up when a report is written.
-DEFAULT_REPORT_DIR = Default("$ISOLATOR_REPORT_DIR or ./isolator-reports")
+#: looked up when a report is written. Its repr is the Python that says so, so that a
+#: signature showing it (``help()``, the docs) still reads, and highlights, as Python.
+DEFAULT_REPORT_DIR = Default("os.environ.get('ISOLATOR_REPORT_DIR') or './isolator-reports'")
 
 
 class Flag(NamedTuple):
@@ -237,8 +241,9 @@ class ReportingOptions(TypedDict, total=False):
 
     report_dir: Annotated[str | os.PathLike[str] | None, Option(
         DEFAULT_REPORT_DIR,
-        "where post-mortem reports are written (a folder per report); None keeps them in "
-        "memory only (`exc.report`).",
+        "where post-mortem reports are written (a folder per report; the default is "
+        "looked up each time one is written); None keeps them in memory only "
+        "(`exc.report`).",
         _directory, Flag("--report-dir", "DIR"))]
     on_report: Annotated[Callable[[Any], object] | None, Option(
         None,
@@ -353,7 +358,47 @@ def _unknown(where: str, name: str, table: dict[str, Any]) -> str:
     return f"{where}() got an unexpected option {name!r}{hint} (the options: {', '.join(table)})"
 
 
-# -- the declaration as text: help() and docs/api.md ---------------------------------------
+# -- the declaration as text: signatures, help() and the docs ------------------------------
+
+def signature(fn: Callable[..., Any], group: type) -> inspect.Signature:
+    """``fn``'s signature with its ``**options`` spelled out, one keyword-only parameter per
+    declared option with its default, so ``inspect.signature``, ``help()`` and the docs
+    show every option and its default rather than ``**options``."""
+    import inspect
+
+    explicit = inspect.signature(fn)
+    shown = [p for p in explicit.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    shown += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option.default,
+                                annotation=_type_text(annotation))
+              for name, (annotation, option) in declared(group).items()]
+    return explicit.replace(parameters=shown)
+
+
+def _type_text(annotation: Any) -> str:
+    """An option's type as its declaration spells it (``int | str | None``), not as
+    ``typing`` prints it (``Union[...]``, ``collections.abc.Callable``)."""
+    import inspect
+    import re
+    import types
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " | ".join(map(_type_text, typing.get_args(annotation)))
+    if annotation is type(None):
+        return "None"
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__qualname__
+    return re.sub(r"\b(?:collections\.abc|typing|isolator(?:\.\w+)*)\.", "",
+                  inspect.formatannotation(annotation))
+
+
+def show_options(fn: Any, group: type) -> None:
+    """Give ``fn`` (a function, or a class's ``__init__``) the signature above."""
+    # Not in the zygote, which imports this module when a task's module imports
+    # isolator: nobody reads a signature there, and inspect would add ast, dis and
+    # tokenize to every child forked from it.
+    if "isolator._child.zygote" not in sys.modules:
+        fn.__signature__ = signature(fn, group)
+
 
 def docstring(group: type, *names: str) -> str:
     """An "Options" section for a docstring, from the declaration (``help()`` shows it)."""

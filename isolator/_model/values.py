@@ -22,6 +22,7 @@ from .options import (
     check,
     declared,
     default_soft_limit,
+    show_options,
 )
 
 Self = typing.TypeVar("Self", bound="_Value")
@@ -118,3 +119,7 @@ class Reporting(_Value):
 
     def __init__(self, **options: Unpack[ReportingOptions]) -> None:
         super().__init__(**options)
+
+
+show_options(Limits.__init__, LimitOptions)
+show_options(Reporting.__init__, ReportingOptions)

@@ -16,11 +16,14 @@ from typing import Any
 
 from . import _deep, _graph, _html, _store, _text
 
+#: The ``schema`` field of every report's JSON document.
 SCHEMA = "isolator.report"
+#: The ``version`` field; a reader refuses any other (``ReportFormatError``).
 SCHEMA_VERSION = 1
 
 # Tracebacks of deep recursion run to thousands of lines; the frames nearest the
 # failure are the ones that explain it, so the report keeps the tail.
+#: How many lines of the child's traceback a report keeps (the last ones).
 MAX_TRACEBACK_LINES = 200
 # The supervisor already thins its timeline to 2000 points; this bound protects
 # reports built from other sources (and keeps report.html small).
