@@ -37,7 +37,8 @@ class IsolatorPlugin(WorkerPlugin):
       ``--resources MEM=...`` keeps what it was given;
     * kills an isolated task's child (SIGTERM, ``kill_grace``, SIGKILL) when Dask
       cancels or releases the task while it runs, so ``client.cancel`` stops the work
-      and frees its memory.
+      and frees its memory: a ``DaskExecutor``'s tasks, and the calls of an isolated
+      function that a task makes (``client.submit(isolated_fn, ...)``).
     """
 
     idempotent = True  # registering again keeps the plugin the workers already have
@@ -52,12 +53,16 @@ class IsolatorPlugin(WorkerPlugin):
 
     async def setup(self, worker: Any) -> None:
         _worker.warm_up()
+        _worker.watch_calls(True)
         if worker.state.total_resources.get(self.resource) is None:
             amount = _worker.declared_memory(worker, self.memory)
             await worker.set_resources(**{self.resource: amount})
 
+    def teardown(self, worker: Any) -> None:
+        _worker.watch_calls(False)
+
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
-        if _worker.abandoned(key, start, finish) and _worker.kill(key):
+        if _worker.abandoned(start, finish) and _worker.kill(str(key)):
             _log.info("isolator: task %s was %s on its worker; its child was killed",
                       key, finish)
 

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
@@ -132,7 +133,36 @@ def warm_up() -> None:
     threading.Thread(target=start, name="isolator-warm-up", daemon=True).start()
 
 
-def abandoned(key: object, start: str, finish: str) -> bool:
-    """Whether this worker transition leaves an isolated task's child without a caller."""
-    return start == "executing" and finish in _ABANDONED and \
-        isinstance(key, str) and key.startswith(KEY_PREFIX)
+def abandoned(start: str, finish: str) -> bool:
+    """Whether this worker transition leaves a running task's child without a caller."""
+    return start == "executing" and finish in _ABANDONED
+
+
+def watch_call(future: Future[Any]) -> Callable[[], None] | None:
+    """An isolated call made inside a Dask task (``client.submit(isolated_fn)``) is
+    kept under its task's key, so that cancelling the task kills its child too."""
+    from distributed.worker import thread_state  # type: ignore[attr-defined]
+
+    key = getattr(thread_state, "key", None)
+    if key is None:
+        return None  # not a Dask task's thread
+    name = str(key)
+    with _lock:
+        _running[name] = future
+
+    def end() -> None:
+        with _lock:
+            if _running.get(name) is future:
+                del _running[name]
+
+    return end
+
+
+def watch_calls(on: bool) -> None:
+    """Start (or stop) knowing the isolated calls made by this worker's tasks."""
+    from .._api.decorator import call_watchers
+
+    if on and watch_call not in call_watchers:
+        call_watchers.append(watch_call)
+    elif not on and watch_call in call_watchers:
+        call_watchers.remove(watch_call)
