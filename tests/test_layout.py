@@ -31,6 +31,9 @@ ALLOWED = {
     "reports": {"_errors", "_units"},
     "_engine": {"_wire", "_errors", "_units", "_model", "_child", "reports", "forensics"},
     "_api": {"_wire", "_errors", "_units", "_model", "_child", "_engine"},
+    # The client's side pickles and submits as the pools do (_api's payload, _model's
+    # retries); the worker's side hands each task to that worker's own engine.
+    "_dask": {"_wire", "_errors", "_units", "_model", "_api", "_engine"},
 }
 
 

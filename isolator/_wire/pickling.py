@@ -22,11 +22,11 @@ Either way the reader is plain ``pickle.loads``.
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import io
 import pickle
 import sys
-import threading
 import types
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -156,7 +156,9 @@ class _ChildPickler(pickle.Pickler):
         return NotImplemented
 
 
-_sending = threading.local()  # .to_child: this thread is pickling a task for a child
+# .to_child: this thread is pickling a task for a child (``_thread``'s, not threading's:
+# the zygote, which imports this module, holds no threading)
+_sending = _thread._local()
 
 
 def to_a_child() -> bool:
