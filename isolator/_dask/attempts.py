@@ -3,7 +3,7 @@
 Each attempt is a new Dask task (a new key), requesting ``resources={MEM: its cap}``;
 Dask's own ``retries`` are never used, because Dask would run the same spec again (the
 same cap, the same request). When an attempt fails, isolator's retry policy decides, on
-the Dask callback thread where the attempt's outcome arrives: another attempt with the
+the executor's collector thread, where the attempt's outcome arrives: another attempt with the
 escalated cap (held to the largest worker's MEM), or the end of the unit. The outcome
 comes as bytes; the client loads it, names the worker in the report, writes the report
 where its ``report_dir`` says and calls ``on_report``.
@@ -75,7 +75,7 @@ class Unit:
         if self.future.cancelled():  # cancelled while this attempt was being submitted
             self.cancel()
             return
-        task.add_done_callback(self._landed)
+        self.executor.collector.watch(task, self._landed)
 
     def cancel(self) -> None:
         with self._lock:
@@ -83,13 +83,13 @@ class Unit:
         if task is not None:
             self.executor.client.cancel(task)
 
-    def _landed(self, task: Any) -> None:
-        """On Dask's callback thread: the attempt ended; finish or go again."""
+    def _landed(self, task: Any, got: Any, error: BaseException | None) -> None:
+        """On the collector's thread: the attempt ended; finish or go again."""
         if self.future.cancelled() or task.status == "cancelled":
             self.executor.ended(self, None, cancelled=True)
             return
         try:
-            ok, value, peak = self._outcome(task)
+            ok, value, peak = self._outcome(got, error)
         except BaseException as exc:  # noqa: BLE001 - a bug here must still end the unit
             ok, value, peak = False, exc, 0
         self.executor.tally_peak(peak)
@@ -117,22 +117,22 @@ class Unit:
         except BaseException as exc:  # noqa: BLE001 - the cluster went away, say
             self._end(False, exc)
 
-    def _outcome(self, task: Any) -> tuple[bool, Any, int]:
+    def _outcome(self, outcome: Outcome, error: BaseException | None) -> tuple[bool, Any, int]:
         from distributed import KilledWorker
 
-        try:
-            outcome: Outcome = task.result()
-        except KilledWorker as exc:
-            lost = WorkerLost(f"the Dask worker running the task died mid-task: {exc}")
-            lost.__cause__ = exc
+        if isinstance(error, KilledWorker):
+            lost = WorkerLost(f"the Dask worker running the task died mid-task: {error}")
+            lost.__cause__ = error
             return False, lost, 0
+        if error is not None:
+            return False, error, 0
         if outcome.ok:
             return True, pickling.loads(outcome.body, what="result"), outcome.peak
-        error: BaseException = pickling.loads(outcome.body, what="exception")
+        raised: BaseException = pickling.loads(outcome.body, what="exception")
         if outcome.traceback is not None:
-            error.__cause__ = RemoteTraceback(outcome.traceback)
-        self._name_worker(error, outcome.worker)
-        return False, error, outcome.peak
+            raised.__cause__ = RemoteTraceback(outcome.traceback)
+        self._name_worker(raised, outcome.worker)
+        return False, raised, outcome.peak
 
     def _name_worker(self, error: BaseException, where: dict[str, Any]) -> None:
         if isinstance(error, IsolatorError):

@@ -21,6 +21,7 @@ from .._model.values import Limits, Reporting
 from .._wire import pickling
 from .attempts import Unit, UnitFuture
 from .capacity import Capacity
+from .collector import Collector
 
 T = TypeVar("T")
 
@@ -52,6 +53,7 @@ class DaskExecutor(Executor):
         self.settings, self.resource, self._progress = settings, resource, progress
         self.client, self._owns_client = _connect(client_or_address)
         self.capacity = Capacity(self.client, resource)
+        self.collector = Collector(self.client)
         self._lock = threading.Lock()
         self._by_value: pickling.ByValueCache = {}
         self._units: set[Unit] = set()
@@ -110,7 +112,7 @@ class DaskExecutor(Executor):
         futures = [self._submit(fn, args, {}, name) for args in zip(*iterables, strict=False)]
         return _results_in_order(futures, end, flatten=False)
 
-    # -- what units tell the executor (Dask's callback thread) -------------------------------
+    # -- what units tell the executor (its collector's thread) -------------------------------
 
     def _admit(self, cap: int) -> None:
         self._admitted += cap
@@ -171,8 +173,9 @@ class DaskExecutor(Executor):
                 unit.future.cancel()
         if wait:
             wait_for([unit.future for unit in units])
-            if self._owns_client:
-                self.client.close()
+        self.collector.stop(wait)
+        if wait and self._owns_client:
+            self.client.close()
 
     def terminate(self) -> None:
         """Cancel every unit, killing the children that run them, and wait for none."""
