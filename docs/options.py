@@ -22,6 +22,7 @@ API = ROOT / "docs" / "api.md"
 sys.path.insert(0, str(ROOT))
 
 from isolator import IsolatedExecutor, IsolatedPool, isolated  # noqa: E402
+from isolator._dask.executor import DaskExecutor  # noqa: E402  # imports no distributed
 from isolator._model import options  # noqa: E402
 
 _REGION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)",
@@ -59,6 +60,7 @@ def regions() -> dict[str, str]:
         "IsolatedExecutor": signature("IsolatedExecutor", IsolatedExecutor.__init__,
                                       options.PoolOptions),
         "IsolatedPool": signature("IsolatedPool", IsolatedPool.__init__, options.PoolOptions),
+        "DaskExecutor": signature("DaskExecutor", DaskExecutor.__init__, options.CallOptions),
         "limits": options.markdown(options.LimitOptions) + "\n",
         "reporting": options.markdown(options.ReportingOptions) + "\n",
         "retry": options.markdown(options.RetryOptions) + "\n",

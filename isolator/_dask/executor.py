@@ -12,7 +12,8 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
 from .._api.decorator import function_name, task_payload, warm_modules
-from .._api.executor import _results_in_order
+from .._api.executor import _results_in_order, chunks
+from .._child.calls import run_chunk
 from .._errors import ConfigurationError, PoolClosed, SerializationError
 from .._model.options import CallOptions, docstring
 from .._model.settings import settle
@@ -103,14 +104,18 @@ class DaskExecutor(Executor):
 
     def map(self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1) -> Iterator[T]:
-        """Results in input order; every item is its own task (``chunksize`` is
-        accepted for ``Executor``'s signature and ignored)."""
+        """Results in input order. With ``chunksize`` > 1 each chunk is one task: one
+        child on a worker, under one cap, for that many items."""
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         end = None if timeout is None else time.monotonic() + timeout
         name = function_name(fn)
-        futures = [self._submit(fn, args, {}, name) for args in zip(*iterables, strict=False)]
-        return _results_in_order(futures, end, flatten=False)
+        if chunksize == 1:
+            futures = [self._submit(fn, args, {}, name) for args in zip(*iterables, strict=False)]
+        else:
+            futures = [self._submit(run_chunk, (fn, chunk), {}, name)
+                       for chunk in chunks(zip(*iterables, strict=False), chunksize)]
+        return _results_in_order(futures, end, flatten=chunksize > 1)
 
     # -- what units tell the executor (its collector's thread) -------------------------------
 

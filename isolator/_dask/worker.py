@@ -12,6 +12,7 @@ writes it where its ``report_dir`` says.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -62,9 +63,8 @@ def run_unit(payload: bytes, limits: Limits, forensics: str, warm: tuple[str, ..
     # The scheduler's plugin hears of it: if this worker dies from now on, the task ends
     # as a failure isolator's retry policy decides about, not one Dask runs again.
     worker.log_event(STARTED, key)
-    future = get_engine().submit(payload, limits, Reporting(report_dir=None,
-                                                            forensics=forensics),  # type: ignore[arg-type]
-                                 warm, name, learn, raw=True)
+    future = get_engine().submit(payload, limits, _reporting(forensics), warm, name, learn,
+                                 raw=True)
     with _lock:
         _running[key] = future
     try:
@@ -78,6 +78,12 @@ def run_unit(payload: bytes, limits: Limits, forensics: str, warm: tuple[str, ..
     finally:
         with _lock:
             _running.pop(key, None)
+
+
+@functools.cache
+def _reporting(forensics: str) -> Reporting:
+    """What the child records on a breach; nothing is written on the worker."""
+    return Reporting(report_dir=None, forensics=forensics)  # type: ignore[arg-type]
 
 
 def kill(key: str) -> bool:
