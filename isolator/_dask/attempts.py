@@ -41,6 +41,7 @@ class UnitFuture(Future[Any]):
         cancelled = super().cancel()
         if cancelled and self.unit is not None:
             self.unit.cancel()
+            self.unit.executor.ended(self.unit, None, cancelled=True)
         return cancelled
 
 
@@ -85,8 +86,10 @@ class Unit:
 
     def _landed(self, task: Any, got: Any, error: BaseException | None) -> None:
         """On the collector's thread: the attempt ended; finish or go again."""
-        if self.future.cancelled() or task.status == "cancelled":
-            self.executor.ended(self, None, cancelled=True)
+        if self.future.cancelled():
+            return  # counted when it was cancelled
+        if task.status == "cancelled":  # by someone else: client.cancel, a restart, a close
+            self.future.cancel()
             return
         try:
             ok, value, peak = self._outcome(got, error)

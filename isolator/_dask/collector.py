@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 _log = logging.getLogger("isolator")
+#: Seconds ``stop(wait=True)`` waits for the last outcomes to be handed on.
+STOP_TIMEOUT = 30.0
 
 #: What an attempt hears: its Dask task, and its value (an ``Outcome``), or the exception
 #: that ended it (``KilledWorker``, ``CancelledError``...).
@@ -50,7 +52,8 @@ class Collector:
             self._wake.notify()
             thread = self._thread
         if wait and thread is not None and thread is not threading.current_thread():
-            thread.join()
+            # Bounded: a task Dask never reports as ended must not hang the shutdown.
+            thread.join(STOP_TIMEOUT)
 
     def _done(self, task: Any) -> None:  # Dask's callback thread: queue it, nothing more
         with self._wake:

@@ -70,7 +70,8 @@ def run_unit(payload: bytes, limits: Limits, forensics: str, warm: tuple[str, ..
     try:
         value = future.result()
         return Outcome(True, value, getattr(future, "peak", 0), where, None)
-    except Exception as exc:  # noqa: BLE001 - every ending goes back to the client
+    except BaseException as exc:  # noqa: BLE001 - every ending goes back to the client
+        # (a task's SystemExit too: it is the child's, not this thread's)
         cause = exc.__cause__
         tb = cause.tb if isinstance(cause, RemoteTraceback) else None
         body = pickling.dumps(exc, what="exception", in_child=True)
