@@ -3,6 +3,7 @@ their task, reports at the client, MEM as the scheduler's budget, isolator's ret
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -35,10 +36,11 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(90)]
 GiB, MiB = 1 << 30, 1 << 20
 
 
-def _cluster(workers: int) -> Any:
+def _cluster(workers: int, **options: Any) -> Any:
+    options.setdefault("resources", {"MEM": GiB})
     return distributed.LocalCluster(
         n_workers=workers, threads_per_worker=2, processes=True, host="127.0.0.1",
-        dashboard_address=None, resources={"MEM": GiB}, silence_logs=40,
+        dashboard_address=None, silence_logs=40, **options,
         # No dashboard; the scheduler's HTTP routes (health, metrics) on any free port.
         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
 
@@ -156,7 +158,7 @@ def test_mem_bounds_what_runs_at_once_on_each_worker(client: Any) -> None:
         by_worker.setdefault(worker, []).append((start, end))
     for runs in by_worker.values():
         runs.sort()
-        assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:], strict=False)), runs
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(runs)), runs
     assert stats.completed == 6
 
 
@@ -192,7 +194,7 @@ def test_a_cap_no_worker_can_hold_fails_at_submit(client: Any) -> None:
 
 
 def test_bad_arguments_fail_where_they_are_given(client: Any) -> None:
-    with pytest.raises(ConfigurationError, match="distributed.Client or a scheduler address"):
+    with pytest.raises(ConfigurationError, match=r"distributed\.Client, a cluster or a scheduler"):
         DaskExecutor(42)
     with pytest.raises(ConfigurationError, match="max_mem"):
         DaskExecutor(client, max_mem="lots")
@@ -238,10 +240,15 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_worker_killed_mid_task(tmp_path: Path) -> None:
-    # A cluster of its own: the Nanny restarts the killed worker, a new process.
-    with _cluster(2) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+    # A cluster of its own: the Nanny restarts the killed worker, a new process. Its
+    # workers declare no MEM: the executor's IsolatorPlugin declares it, from their
+    # memory_limit less what each worker holds (the restarted one too).
+    with _cluster(2, resources=None, memory_limit=2 * GiB) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as c:
         marker = str(tmp_path / "pid")
-        with DaskExecutor(c, max_mem="64MB") as ex:
+        with DaskExecutor(cluster, max_mem="64MB") as ex:
+            declared = [w["resources"]["MEM"] for w in c.scheduler_info()["workers"].values()]
+            assert len(declared) == 2 and all(GiB < mem < 2 * GiB for mem in declared)
             future = ex.submit(t.note_pid_and_sleep, marker, 60)
             assert wait_until(lambda: os.path.exists(marker), 30)
             child = int(Path(marker).read_text())
@@ -250,11 +257,16 @@ def test_a_worker_killed_mid_task(tmp_path: Path) -> None:
             assert wait_until(lambda: not _alive(child), 1.0), "the child outlived its worker"
             with pytest.raises(WorkerLost, match="worker running the task died"):
                 future.result(60)
+        # Both workers killed: the retry waits for a restarted one, which joins without
+        # MEM and declares it afterwards; the task waiting for it must still start.
+        c.wait_for_workers(2, timeout=30)
+        workers = set(c.run(os.getpid).values())
         marker = str(tmp_path / "again")
         with DaskExecutor(c, max_mem="64MB", retry=retry_if_worker_lost()) as ex:
             future = ex.submit(t.note_once_then_sleep, marker, 60)
             assert wait_until(lambda: os.path.exists(marker), 30)
-            os.kill(_worker_of(int(Path(marker).read_text())), signal.SIGKILL)
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
             assert future.result(60) == "second attempt"
             assert ex.statistics().retried == 1
 

@@ -35,9 +35,13 @@ def _connect(client_or_address: Any) -> tuple[Any, bool]:
         return client_or_address, False
     if isinstance(client_or_address, str) and client_or_address:
         return Client(client_or_address, set_as_default=False), True  # type: ignore[no-untyped-call]
+    if isinstance(getattr(client_or_address, "scheduler_address", None), str):
+        # A cluster object (LocalCluster, a deployment's): its scheduler's address.
+        return Client(client_or_address.scheduler_address,  # type: ignore[no-untyped-call]
+                      set_as_default=False), True
     raise ConfigurationError(
-        f"DaskExecutor({client_or_address!r}): expected a distributed.Client or a "
-        "scheduler address such as 'tcp://10.0.0.5:8786'")
+        f"DaskExecutor({client_or_address!r}): expected a distributed.Client, a cluster "
+        "or a scheduler address such as 'tcp://10.0.0.5:8786'")
 
 
 class DaskExecutor(Executor):

@@ -12,6 +12,7 @@ isolator's retry policy decides instead.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
@@ -57,6 +58,9 @@ class IsolatorPlugin(WorkerPlugin):
         if worker.state.total_resources.get(self.resource) is None:
             amount = _worker.declared_memory(worker, self.memory)
             await worker.set_resources(**{self.resource: amount})
+            # The scheduler looks for tasks waiting for a worker like this one only when
+            # a worker joins, and this one joined without the resource: say it has it.
+            worker.log_event(_worker.DECLARED, worker.address)
 
     def teardown(self, worker: Any) -> None:
         _worker.watch_calls(False)
@@ -71,7 +75,8 @@ class IsolatorSchedulerPlugin(SchedulerPlugin):
     """On the scheduler: an isolated task that started on a worker which then dies
     fails (``KilledWorker``, which the client turns into ``WorkerLost``) instead of
     being run again by Dask. Tasks that were only queued on that worker are moved to
-    another worker as Dask always does: they never ran."""
+    another worker as Dask always does: they never ran. And a worker that declares its
+    memory after it joined (``IsolatorPlugin``) gets the tasks waiting for it."""
 
     idempotent = True
     name = "isolator-scheduler"
@@ -83,9 +88,24 @@ class IsolatorSchedulerPlugin(SchedulerPlugin):
         self.scheduler = scheduler
 
     def log_event(self, topic: str, msg: Any) -> None:
-        if topic != _worker.STARTED or self.scheduler is None:
+        if self.scheduler is None:
             return
-        task = self.scheduler.tasks.get(msg)
-        if task is not None:
-            # One more death of its worker and the scheduler gives up on it.
-            task.suspicious = max(task.suspicious, self.scheduler.allowed_failures)
+        if topic == _worker.STARTED:
+            task = self.scheduler.tasks.get(msg)
+            if task is not None:
+                # One more death of its worker and the scheduler gives up on it.
+                task.suspicious = max(task.suspicious, self.scheduler.allowed_failures)
+        elif topic == _worker.DECLARED:
+            self._runnable_on(msg)
+
+    def _runnable_on(self, address: str) -> None:
+        """Tasks waiting in ``no-worker`` that the worker at ``address`` can run now
+        that it declared its memory (a restarted worker joins without it, and Dask
+        looks at waiting tasks only when a worker joins)."""
+        scheduler = self.scheduler
+        worker = scheduler.workers.get(address)
+        if worker is None or not scheduler.unrunnable:
+            return
+        found = scheduler.bulk_schedule_unrunnable_after_adding_worker(worker)
+        if found:
+            scheduler.transitions(found, stimulus_id=f"isolator-declared-{time.time()}")

@@ -32,6 +32,8 @@ _log = logging.getLogger("isolator")
 KEY_PREFIX = "isolator-"
 #: The event a worker logs when an isolated task starts running there.
 STARTED = "isolator-started"
+#: The event a worker logs once it has declared its memory resource.
+DECLARED = "isolator-declared"
 #: Worker task states that end a task while it executes without it having finished.
 _ABANDONED = frozenset({"cancelled", "released", "rescheduled", "forgotten"})
 
