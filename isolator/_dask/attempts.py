@@ -11,7 +11,7 @@ where its ``report_dir`` says and calls ``on_report``.
 
 from __future__ import annotations
 
-import itertools
+import re
 import threading
 import uuid
 from concurrent.futures import Future
@@ -25,9 +25,6 @@ from .worker import KEY_PREFIX, Outcome, run_unit
 
 if TYPE_CHECKING:
     from .executor import DaskExecutor
-
-_tokens = itertools.count()
-
 
 class UnitFuture(Future[Any]):
     """The caller's future of one unit; ``cancel()`` also cancels its Dask task, which
@@ -52,7 +49,8 @@ class Unit:
                  warm: tuple[str, ...], name: str, limits: Limits) -> None:
         self.executor, self.future, self.payload = executor, future, payload
         self.warm, self.name, self.limits = warm, name, limits
-        self._stem = f"{KEY_PREFIX}{name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}"
+        short = re.sub(r"[^A-Za-z0-9_]+", "_", name.rsplit(".", 1)[-1]).strip("_") or "task"
+        self._stem = f"{KEY_PREFIX}{short}-{uuid.uuid4().hex[:12]}"  # <lambda> -> lambda
         self._lock = threading.Lock()
         self._task: Any = None  # the Dask future of the attempt running now
         self._earlier: list[BaseException] = []

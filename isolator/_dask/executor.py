@@ -203,8 +203,8 @@ class DaskExecutor(Executor):
 DaskExecutor.__doc__ = """Like ``IsolatedExecutor``, but every unit runs on a Dask cluster: on a
 worker, in a fresh child of that worker's zygote, under ``max_mem``.
 
-``client_or_address`` is a ``distributed.Client`` (kept open at shutdown) or a
-scheduler address (a client is made, and closed at shutdown). Every task requests
+``client_or_address`` is a ``distributed.Client`` (kept open at shutdown), or a
+scheduler address or a cluster object (a client is made, and closed at shutdown). Every task requests
 ``resources={resource: its cap}``, so a worker never runs at once tasks whose caps add
 up to more than its ``MEM``; a cap larger than every worker's fails at ``submit`` with
 ``ConfigurationError``. A breach, crash or timeout fails only its own task with
