@@ -56,6 +56,7 @@ def map_(args: argparse.Namespace) -> int:
     from .progress import BatchView, print_summary
 
     out = args.out or f"{args.input}.out.jsonl"
+    close: Callable[[], None] = _nothing  # a cluster's client, once there is one
     try:
         fn = resolve_function(args.function)
         options = cap_options(args)
@@ -69,7 +70,6 @@ def map_(args: argparse.Namespace) -> int:
             options["stop"] = tenacity.stop_after_attempt(args.retries + 1)
             if args.escalate:
                 options["escalate"] = escalate_memory(args.escalate)
-        close: Callable[[], None] = _nothing
         if on_cluster(args):
             executor, window, close = cluster_executor(args, options)
         else:
