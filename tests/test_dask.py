@@ -65,7 +65,8 @@ def _worker_pids(client: Any) -> dict[str, int]:
 
 def test_results_come_back_for_functions_lambdas_and_closures(client: Any) -> None:
     offset = 10
-    with DaskExecutor(client, max_mem="128MB") as ex:
+    seen: list[Any] = []
+    with DaskExecutor(client, max_mem="128MB", progress=seen.append) as ex:
         assert ex.submit(w.add, 2, 3).result(30) == 5
         assert ex.submit(lambda x: x * 2, 21).result(30) == 42
         assert list(ex.map(lambda x: x + offset, [1, 2, 3])) == [11, 12, 13]
@@ -74,6 +75,7 @@ def test_results_come_back_for_functions_lambdas_and_closures(client: Any) -> No
         assert "raise_value_error" in str(info.value.__cause__)  # the child's traceback
         stats = ex.statistics()
     assert (stats.submitted, stats.completed, stats.failed) == (6, 5, 1)
+    assert len(seen) == 6 and all(f.done() for f in seen)  # every future, once
     assert stats.failed_by_kind == {"ValueError": 1}
 
 

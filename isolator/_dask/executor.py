@@ -200,21 +200,21 @@ class DaskExecutor(Executor):
             self.shutdown(wait=True)
 
 
-DaskExecutor.__doc__ = """Like ``IsolatedExecutor``, but every unit runs on a Dask cluster: on a
-worker, in a fresh child of that worker's zygote, under ``max_mem``.
+DaskExecutor.__doc__ = """Like ``IsolatedExecutor``, but every unit runs on a Dask cluster:
+on a worker, in a fresh child of that worker's zygote, under ``max_mem``.
 
 ``client_or_address`` is a ``distributed.Client`` (kept open at shutdown), or a
-scheduler address or a cluster object (a client is made, and closed at shutdown). Every task requests
-``resources={resource: its cap}``, so a worker never runs at once tasks whose caps add
-up to more than its ``MEM``; a cap larger than every worker's fails at ``submit`` with
-``ConfigurationError``. A breach, crash or timeout fails only its own task with
-isolator's typed exception (the worker is not restarted); its report reaches the
-client (``exc.report``, with the worker in its ``worker`` section), which writes it
-under ``report_dir`` and calls ``on_report``. Retries are isolator's: each attempt is
-a new Dask task with the escalated cap (held to the largest worker's ``MEM``) and the
-larger request; Dask's ``retries=`` is never used. A worker that dies mid-task fails
-its task with ``WorkerLost`` (or it is retried by the policy). ``progress`` is called
-with each future as it completes. See docs/cluster.md for every deliberate difference
-from ``IsolatedExecutor``.
+scheduler address or a cluster object (a client is made, and closed at shutdown). Every
+task requests ``resources={resource: its cap}``, so a worker never runs at once tasks
+whose caps add up to more than its ``MEM``; a cap larger than every worker's fails at
+``submit`` with ``ConfigurationError``. A breach, crash or timeout fails only its own
+task with isolator's typed exception (the worker is not restarted); its report reaches
+the client (``exc.report``, with the worker in its ``worker`` section), which writes it
+under ``report_dir`` and calls ``on_report``. Retries are isolator's: each attempt is a
+new Dask task with the escalated cap (held to the largest worker's ``MEM``) and the
+larger request; Dask's ``retries=`` is never used. A worker that dies mid-task fails its
+task with ``WorkerLost`` (or it is retried by the policy). ``progress`` is called with
+each future as it completes. See docs/cluster.md for every deliberate difference from
+``IsolatedExecutor``.
 
 """ + docstring(CallOptions)
