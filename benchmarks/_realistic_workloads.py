@@ -39,3 +39,8 @@ def make_files(folder: str, count: int = 200, rows: int = 3000) -> list[str]:
 
 def square(x: int) -> int:
     return x * x
+
+
+def noop(x: int) -> int:
+    """A task that does nothing: what is left is the cost of running a task at all."""
+    return x

@@ -21,6 +21,7 @@ API = ROOT / "docs" / "api.md"
 sys.path.insert(0, str(ROOT))
 
 from isolator import IsolatedExecutor, IsolatedPool, isolated  # noqa: E402
+from isolator._dask.executor import DaskExecutor  # noqa: E402  # imports no distributed
 from isolator._model import options  # noqa: E402
 
 _REGION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)",
@@ -66,6 +67,7 @@ def regions() -> dict[str, str]:
         "isolated": signature("isolated", isolated),
         "IsolatedExecutor": signature("IsolatedExecutor", IsolatedExecutor),
         "IsolatedPool": signature("IsolatedPool", IsolatedPool),
+        "DaskExecutor": signature("DaskExecutor", DaskExecutor),
         "limits": options.markdown(options.LimitOptions) + "\n",
         "reporting": options.markdown(options.ReportingOptions) + "\n",
         "retry": options.markdown(options.RetryOptions) + "\n",

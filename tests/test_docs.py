@@ -121,7 +121,8 @@ def test_the_readme_and_ci_install_and_test_alike() -> None:
                         re.MULTILINE)
     assert command is not None
     assert command.group(0) in (ROOT / ".ci" / "run").read_text()
-    assert "[docs]" in command.group(0) or ",docs]" in command.group(0)
+    extras = re.search(r"\.\[([\w,]+)\]", command.group(0))
+    assert extras is not None and {"dev", "docs"} <= set(extras.group(1).split(","))
 
 
 def _steps(guide: Path) -> Iterator[tuple[str, str, str]]:

@@ -31,6 +31,10 @@ ALLOWED = {
     "reports": {"_errors", "_units"},
     "_engine": {"_wire", "_errors", "_units", "_model", "_child", "reports", "forensics"},
     "_api": {"_wire", "_errors", "_units", "_model", "_child", "_engine"},
+    # The client's side pickles and submits as the pools do (_api's payload, _model's
+    # retries, _child's chunk of a map); the worker's side hands each task to that
+    # worker's own engine.
+    "_dask": {"_wire", "_errors", "_units", "_model", "_child", "_api", "_engine"},
 }
 
 

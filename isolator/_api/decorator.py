@@ -7,13 +7,16 @@ import sys
 import time
 import types
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, Unpack, overload
 
 from .._errors import ConfigurationError
 from .._model.options import CallOptions, docstring, show_options
 from .._model.settings import CallSettings, settle
 from .._model.values import Limits, Reporting
 from .._wire import pickling
+
+if TYPE_CHECKING:  # not at run time: the zygote imports this module, never the engine's
+    from concurrent.futures import Future
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,13 +64,21 @@ class IsolatedFunction(Generic[P, R]):
         # So that an isolated method receives its instance like a plain function would.
         return self if instance is None else types.MethodType(self, instance)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # A child needs only the function: it arrives unwrapped, so the child never
-        # imports the caller's side of isolator.
+    def __reduce__(self) -> str | tuple[Any, ...]:
         module, qualname = self.__module__, self._qualname
-        if module != "__main__" and _lookup(sys.modules.get(module), qualname) is self:
-            return (pickling.import_wrapped, (module, qualname))
-        return (pickling.same, (self.__wrapped__,))
+        importable = module != "__main__" and _lookup(sys.modules.get(module), qualname) is self
+        if pickling.to_a_child():
+            # A child needs only the function: it arrives unwrapped, so the child never
+            # imports the caller's side of isolator.
+            if importable:
+                return (pickling.import_wrapped, (module, qualname))
+            return (pickling.same, (self.__wrapped__,))
+        # Anyone else (a Dask client sending it to a worker, a process pool) gets the
+        # isolated function, so a call there runs capped in a child too, and not the
+        # bare function beside the worker's other tasks.
+        if importable:
+            return qualname
+        return (IsolatedFunction, (self.__wrapped__, self.__isolated_options__))
 
     def __repr__(self) -> str:
         return f"<isolated {self.__module__}.{self._qualname}>"
@@ -150,12 +161,19 @@ def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
                 time.sleep(decision.delay)  # the wait the user's tenacity strategy asked for
 
 
+#: Told of each call's engine future as the call starts, in the caller's thread; each
+#: returns what to call once the call has ended, or None. A Dask worker's plugin adds one
+#: to know the child of the Dask task it runs, and kill it when Dask cancels the task.
+call_watchers: list[Callable[[Future[Any]], Callable[[], None] | None]] = []
+
+
 def _run_once(payload: bytes, limits: Limits, reporting: Reporting, warm: tuple[str, ...],
               name: str, learn: bool) -> Any:
     from .._engine.engine import get_engine
 
     engine = get_engine()
     future = engine.submit(payload, limits, reporting, warm, name, learn)
+    ended = [watch(future) for watch in call_watchers] if call_watchers else ()
     try:
         return future.result()
     except KeyboardInterrupt:
@@ -165,6 +183,10 @@ def _run_once(payload: bytes, limits: Limits, reporting: Reporting, warm: tuple[
         except Exception:  # noqa: BLE001 - the interrupt is what the caller must see
             pass
         raise
+    finally:
+        for end in ended:
+            if end is not None:
+                end()
 
 
 @overload

@@ -59,13 +59,16 @@ class Job:
     """
 
     __slots__ = ("capture", "child", "done", "finished", "learn", "limits", "name",
-                 "native_missing", "payload", "reporting", "started_at", "stop_reason", "t0",
-                 "timeout", "warm")
+                 "native_missing", "payload", "raw", "reporting", "started_at", "stop_reason",
+                 "t0", "timeout", "warm")
 
     def __init__(self, payload: bytes, limits: Limits, reporting: Reporting, name: str,
                  warm: tuple[str, ...], done: Callable[[Job, Outcome], None],
-                 learn: bool = True) -> None:
+                 learn: bool = True, raw: bool = False) -> None:
         self.payload, self.limits, self.reporting = payload, limits, reporting
+        # A result stays the child's pickle, for a caller that forwards it unread (a Dask
+        # worker: the client, not the worker, can resolve the caller's __main__ in it).
+        self.raw = raw
         self.name, self.warm, self.done = name, warm, done
         self.learn = learn  # what its task imports is preloaded for the next of its kind
         self.child: Child | None = None

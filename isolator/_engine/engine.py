@@ -136,9 +136,11 @@ class Engine:
         return answer.result(timeout)
 
     def submit(self, payload: bytes, limits: Limits, reporting: Reporting,
-               warm: tuple[str, ...], name: str, learn: bool = True) -> IsolatorFuture[Any]:
+               warm: tuple[str, ...], name: str, learn: bool = True,
+               raw: bool = False) -> IsolatorFuture[Any]:
         """One call of ``name`` in a fresh child (any thread); the future resolves with
-        its outcome, a breach's once its report is attached."""
+        its outcome, a breach's once its report is attached. ``raw``: a result is left
+        as the child's pickle (bytes), for a caller that forwards it elsewhere."""
         future: IsolatorFuture[Any] = IsolatorFuture()
 
         def done(job: Job, outcome: Outcome) -> None:
@@ -149,7 +151,7 @@ class Engine:
                 else:
                     future.set_exception(outcome.value)
 
-        job = Job(payload, limits, reporting, name, warm, done, learn)
+        job = Job(payload, limits, reporting, name, warm, done, learn, raw)
         future.job = job
         self.call_soon(lambda: self.start_fresh(job), future.set_exception)
         return future
@@ -493,7 +495,7 @@ class Engine:
         if job is None or job.finished:
             _log.warning("isolator: child %s sent an outcome with no task running", child.pid)
             return
-        ok, value, heap = resolve(message, lambda: _ending(child, job, False))
+        ok, value, heap = resolve(message, lambda: _ending(child, job, False), job.raw)
         self._finish(job, ok, value, heap)
 
     def _on_learned(self, child: Child, body: bytes) -> None:

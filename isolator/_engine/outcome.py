@@ -66,13 +66,16 @@ def _memory_error(e: Ending, kind: MemoryKind, why: str) -> MemoryLimitExceeded:
     )
 
 
-def resolve(message: tuple[int, bytes] | None,
-            facts: Callable[[], Ending]) -> tuple[bool, Any, dict[str, Any] | None]:
+def resolve(message: tuple[int, bytes] | None, facts: Callable[[], Ending],
+            raw: bool = False) -> tuple[bool, Any, dict[str, Any] | None]:
     """``(True, value, None)`` for a result, ``(False, exception, heap)`` otherwise, where
     ``heap`` is the heap forensics the child sent with a memory error, if any. ``facts``
-    is asked for only when there is no result: the common case needs none of them."""
+    is asked for only when there is no result: the common case needs none of them.
+    ``raw``: a result is returned as the child's pickle, not loaded."""
     if message is not None:
         tag, body = message
+        if tag == _protocol.RESULT and raw:
+            return True, bytes(body), None
         if tag == _protocol.RESULT:
             try:
                 return True, _serialize.loads(body, what="result"), None

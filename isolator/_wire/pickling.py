@@ -22,6 +22,7 @@ Either way the reader is plain ``pickle.loads``.
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import io
 import pickle
@@ -155,14 +156,32 @@ class _ChildPickler(pickle.Pickler):
         return NotImplemented
 
 
+# .to_child: this thread is pickling a task for a child (``_thread``'s, not threading's:
+# the zygote, which imports this module, holds no threading)
+_sending = _thread._local()
+
+
+def to_a_child() -> bool:
+    """Whether this thread is pickling what a caller sends to its child now (an isolated
+    function goes there unwrapped; pickled by anyone else, it stays isolated)."""
+    return bool(getattr(_sending, "to_child", False))
+
+
 def dumps(obj: Any, *, what: str = "value", in_child: bool = False,
           extension: Extension | None = None, cache: ByValueCache | None = None) -> bytes:
     """Pickle ``obj`` for the other side; ``PicklingFailed`` (a ``SerializationError``
     and a ``pickle.PicklingError``) when nothing can, the pickler's error as its cause.
     ``cache`` keeps the dill pickles of code sent by value, for the next call."""
-    if in_child and isinstance(obj, BaseException):
-        return exceptions.envelope(obj)
-    return pickled(obj, what, in_child, extension, cache)
+    if in_child:
+        if isinstance(obj, BaseException):
+            return exceptions.envelope(obj)
+        return pickled(obj, what, in_child, extension, cache)
+    outer = to_a_child()
+    _sending.to_child = True
+    try:
+        return pickled(obj, what, in_child, extension, cache)
+    finally:
+        _sending.to_child = outer
 
 
 def pickled(obj: Any, what: str, in_child: bool, extension: Extension | None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from .._errors import ConfigurationError
 from .commands import (
@@ -20,6 +21,7 @@ from .commands import (
     cap_options,
     resolve_function,
 )
+from .on_cluster import cluster_arguments, cluster_executor, on_cluster
 
 
 def map_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,7 @@ def map_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SQLite journal (default: OUT.journal.sqlite next to --out)")
     parser.add_argument("--out", metavar="FILE", help="default: INPUT.out.jsonl")
     parser.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    cluster_arguments(parser)
     parser.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
 
 
@@ -53,6 +56,7 @@ def map_(args: argparse.Namespace) -> int:
     from .progress import BatchView, print_summary
 
     out = args.out or f"{args.input}.out.jsonl"
+    close: Callable[[], None] = _nothing  # a cluster's client, once there is one
     try:
         fn = resolve_function(args.function)
         options = cap_options(args)
@@ -66,29 +70,38 @@ def map_(args: argparse.Namespace) -> int:
             options["stop"] = tenacity.stop_after_attempt(args.retries + 1)
             if args.escalate:
                 options["escalate"] = escalate_memory(args.escalate)
-        workers = worker_count(args.workers, "--workers")
-        executor = IsolatedExecutor(workers, **options)
+        if on_cluster(args):
+            executor, window, close = cluster_executor(args, options)
+        else:
+            workers = worker_count(args.workers, "--workers")
+            executor, window = IsolatedExecutor(workers, **options), 2 * workers
         journal = open_batch(args.function, args.input, out,
                              args.journal or default_journal(out))
     except (UsageError, ConfigurationError, BatchError) as exc:
+        close()
         print(f"isolator map: {exc}", file=sys.stderr)
         return EXIT_USAGE
     live = sys.stderr.isatty() and not (args.quiet or args.json)
     view = BatchView(count_inputs(args.input), executor, live)
     try:
-        skipped = run_batch(fn, args.input, out, journal, executor,
-                            window=2 * workers, view=view)
+        skipped = run_batch(fn, args.input, out, journal, executor, window=window, view=view)
     except KeyboardInterrupt:
         view.close()
         executor.terminate()
+        close()
         journal.close()
         print(f"isolator map: interrupted; run the same command again to resume ({out})",
               file=sys.stderr)
         return 130
     view.close()
     executor.shutdown()
+    close()
     journal.close()
     result = view.summary(skipped, out)
     if not args.quiet:
         print_summary(result, as_json=args.json)
     return EXIT_FAILED if result["failed"] else EXIT_OK
+
+
+def _nothing() -> None:
+    """Closing nothing: a local batch has no client."""

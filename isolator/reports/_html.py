@@ -87,6 +87,10 @@ def _verdict(report: Report) -> str:
         ("wall time", wall_text(report, started)),
         ("process", f"pid {report.pid if report.pid is not None else '?'}, {exit_text(report)}"),
     ]
+    worker = report.sections.get("worker")
+    if isinstance(worker, dict):  # a Dask worker ran the task
+        rows.append(("worker", f"{worker.get('address')} (host {worker.get('host')}, "
+                               f"pid {worker.get('pid')})"))
     body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
     where = where_lines(report.traceback)
     if where:

@@ -151,6 +151,10 @@ def render(report: Report) -> str:
         f"  wall time  {wall_text(report, started)}",
         f"  process    pid {report.pid if report.pid is not None else '?'}, {exit_text(report)}",
     ]
+    worker = report.sections.get("worker")
+    if isinstance(worker, dict):  # the task ran on a Dask worker, not beside the caller
+        out.append(f"  worker     {worker.get('address')} (host {worker.get('host')}, "
+                   f"pid {worker.get('pid')})")
     where = where_lines(report.traceback)
     if where:
         out.append("  where      " + where[0].strip())
