@@ -235,10 +235,10 @@ def test_a_swallowed_soft_breach_still_ends_as_one_with_its_report(task: Any) ->
 # -- sizes ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cap", [1.5, "1.5", 100, "0.5KB", "4MB", 15 * MiB])
-def test_a_cap_below_what_a_bare_child_needs_is_refused(cap: Any) -> None:
-    with pytest.raises(ConfigurationError, match="floor is 16 MiB"):
+def test_a_cap_below_the_smallest_is_refused(cap: Any) -> None:
+    with pytest.raises(ConfigurationError, match="smallest cap, 16 MiB"):
         isolated(max_mem=cap)
-    with pytest.raises(ConfigurationError, match="floor is 16 MiB"):
+    with pytest.raises(ConfigurationError, match="smallest cap, 16 MiB"):
         IsolatedExecutor(1, max_mem=cap)
 
 

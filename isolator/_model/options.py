@@ -85,10 +85,11 @@ def _size(name: str, value: Any) -> int | None:
     return None if value is None else parse_size(value, name=name)
 
 
-#: The smallest cap isolator takes. A bare child (the interpreter and isolator's child
-#: side) holds about 9 MiB here before it runs a line of the task; a cap below that, or
-#: just above it, would breach at random. Modules the zygote preloads add to every
-#: child's start (the engine checks that too, against the zygote's own size).
+#: The smallest cap isolator takes. The cap counts what a child holds of its own (the
+#: interpreter's and the preloaded modules' pages are the zygote's), but a child still
+#: makes a few MiB of its own before the task's first line (its copies of the pages it
+#: writes, the unpickled task) and needs room below the cap to report a breach; under
+#: 16 MiB outcomes would be decided by those, not by the task.
 MIN_CAP = 16 << 20
 
 
@@ -96,9 +97,9 @@ def _cap(name: str, value: Any) -> int | None:
     size = _size(name, value)
     if size is not None and size < MIN_CAP:
         raise ConfigurationError(
-            f"{name}={value!r} is below what a bare child needs: a child holds about 9 MiB "
-            f"(the interpreter and isolator) before it runs the task, so the floor is "
-            f"{MIN_CAP >> 20} MiB")
+            f"{name}={value!r} is below the smallest cap, {MIN_CAP >> 20} MiB: a child "
+            f"needs a few MiB of its own to start the task and room to report a breach "
+            f"(give a size such as '64MiB', or None for no cap)")
     return size
 
 
@@ -204,7 +205,7 @@ class LimitOptions(TypedDict, total=False):
         "the hard cap for the child's whole process tree: an int of bytes or a string such "
         "as `\"512MB\"`, `\"1.5GB\"`, `\"256MiB\"`. **Every unit is a power of 1024** "
         "(KB = KiB = 1024 bytes). Past it the tree is killed (`MemoryLimitExceeded`, kind "
-        "`\"hard\"`). None: no cap. At least 16 MiB: a bare child holds about 9.",
+        "`\"hard\"`). None: no cap. At least 16 MiB: a child makes a few MiB of its own before the task runs, and needs room to report.",
         _cap, Flag("--max-mem", "SIZE"))]
     soft_mem: Annotated[int | str | None, Option(
         None,
