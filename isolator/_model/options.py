@@ -205,7 +205,8 @@ class LimitOptions(TypedDict, total=False):
         "the hard cap for the child's whole process tree: an int of bytes or a string such "
         "as `\"512MB\"`, `\"1.5GB\"`, `\"256MiB\"`. **Every unit is a power of 1024** "
         "(KB = KiB = 1024 bytes). Past it the tree is killed (`MemoryLimitExceeded`, kind "
-        "`\"hard\"`). None: no cap. At least 16 MiB: a child makes a few MiB of its own before the task runs, and needs room to report.",
+        "`\"hard\"`). None: no cap. At least 16 MiB: a child makes a few MiB of its own "
+        "before the task runs, and needs room to report.",
         _cap, Flag("--max-mem", "SIZE"))]
     soft_mem: Annotated[int | str | None, Option(
         None,
