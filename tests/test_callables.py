@@ -104,3 +104,39 @@ def test_functions_defined_in_main_even_after_the_first_call(tmp_path: Path) -> 
                           timeout=60, env=env, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_main_function_using_the_scripts_own_module_sends_that_module_by_name(
+        tmp_path: Path) -> None:
+    # A script's helper module next to it is neither stdlib nor installed: sent by value,
+    # its whole namespace would go too, and a ctypes handle in it does not pickle.
+    (tmp_path / "sim.py").write_text(textwrap.dedent("""
+        import ctypes
+        LIBC = ctypes.CDLL(None)
+        LOADED_IN = []
+        def step(x):
+            return x * 2 + LIBC.abs(-1)
+    """))
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        import sim
+        from isolator import IsolatedPool, isolated
+
+        sim.LOADED_IN.append(os.getpid())
+
+        def work(x):
+            return sim.step(x), sim.LOADED_IN  # the child's own import: no caller's pid
+
+        if __name__ == "__main__":
+            value, loaded = isolated(max_mem="200MB")(work)(20)
+            assert value == 41 and os.getpid() not in loaded, loaded
+            with IsolatedPool(2) as pool:
+                assert [v for v, _ in pool.map(work, range(50))] == [2 * x + 1 for x in range(50)]
+            print("ok")
+    """))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -96,15 +96,18 @@ class MultiprocessingObjects:
         import importlib
         import io
 
-        from .._wire.pickling import PROTOCOL
+        from .._wire.pickling import PROTOCOL, by_name
 
         forking: Any = importlib.import_module("multiprocess.reduction").ForkingPickler
         extension = self
 
         class ByValue(forking):  # type: ignore[misc]
+            dispatch: Any  # dill's table of savers, by type (see pickling.by_name)
+
             def __init__(self, file: io.BytesIO) -> None:
                 super().__init__(file, PROTOCOL, recurse=True)
                 self.dispatch_table.update(extension.dispatch_table())
+                self.dispatch = by_name(self.dispatch)
 
             def reducer_override(self, obj: Any) -> Any:
                 return extension.reduce(obj)

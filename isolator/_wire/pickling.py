@@ -126,9 +126,7 @@ class _CallerPickler(pickle.Pickler):
         if self._extension is not None:
             blob = self._extension.by_value(obj)
         else:
-            import dill
-
-            blob = dill.dumps(obj, protocol=PROTOCOL, recurse=True)
+            blob = dill_dumps(obj)
         if self._cache is not None:
             self._cache[id(obj)] = (obj, blob)  # kept alive with it: the id stays its own
         return blob
@@ -216,15 +214,47 @@ class _DillPickle(bytes):
     """A pickle that needs dill to load: known without scanning it again."""
 
 
+def dill_dumps(obj: Any) -> bytes:
+    """``obj`` by value through dill (``recurse``: only the globals its code uses), the
+    modules it refers to by name (see ``by_name``)."""
+    import dill
+
+    buffer = io.BytesIO()
+    pickler = dill.Pickler(buffer, protocol=PROTOCOL, recurse=True)
+    pickler.dispatch = by_name(pickler.dispatch)
+    pickler.dump(obj)
+    return buffer.getvalue()
+
+
+def by_name(dispatch: Any) -> Any:
+    """A copy of a dill pickler's dispatch table in which a module the child can import
+    by name goes by name. dill sends a module from outside the standard library and
+    site-packages by value, its whole namespace with it: a script's own ``helpers.py``
+    next to it, with every global it holds (and fails on one that does not pickle, such
+    as a ``ctypes`` library handle). The child imports it as the caller did, from the
+    caller's ``sys.path``. ``__main__`` and modules made at run time still go by value."""
+    saved = type(dispatch)(dispatch)
+    by_value_save = dispatch[types.ModuleType]
+
+    def save_module(pickler: Any, module: types.ModuleType) -> None:
+        name = module.__name__
+        if name != "__main__" and sys.modules.get(name) is module and \
+                getattr(module, "__spec__", None) is not None:
+            pickler.save_reduce(importlib.import_module, (name,), obj=module)
+        else:
+            by_value_save(pickler, module)
+
+    saved[types.ModuleType] = save_module
+    return saved
+
+
 def _dill_dumps(obj: Any, what: str, first: Exception | None, in_child: bool,
                 extension: Extension | None) -> bytes:
     try:
         if extension is not None:
             with extension.sending():
                 return _DillPickle(extension.by_value(obj))
-        import dill
-
-        return _DillPickle(dill.dumps(obj, protocol=PROTOCOL, recurse=True))
+        return _DillPickle(dill_dumps(obj))
     except Refused as refusal:
         raise PicklingFailed(f"cannot send the {what} to another process: {refusal}",
                              what=what) from None
