@@ -174,8 +174,8 @@ def test_json_summary_and_quiet(tmp_path: Path) -> None:
     assert set(summary["failed_by_kind"]) <= {"MemoryLimitExceeded:soft",
                                                "MemoryLimitExceeded:hard"}
     assert summary["slowest"] and summary["peak_rss"] > 0
-    again = cli(tmp_path, *args, "--quiet")  # resumes: everything is already done
-    assert again.returncode == 0 and again.stdout == "" and again.stderr == ""
+    again = cli(tmp_path, *args, "--quiet")  # resumes: everything is already done, and
+    assert again.returncode == 1 and again.stdout == "" and again.stderr == ""  # 1 failed
 
 
 def test_the_live_view_on_a_terminal(tmp_path: Path) -> None:
