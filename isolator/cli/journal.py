@@ -60,7 +60,7 @@ class Journal:
             if existed:
                 problem = self._db.execute("PRAGMA quick_check").fetchone()[0]
                 if problem != "ok":
-                    raise sqlite3.DatabaseError(problem)
+                    raise sqlite3.DatabaseError(problem.splitlines()[0])
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
