@@ -171,6 +171,12 @@ def report(args: argparse.Namespace) -> int:
 def reports_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", metavar="DIR", nargs="?",
                         help="default: $ISOLATOR_REPORT_DIR, else ./isolator-reports")
+    parser.add_argument("--prune", action="store_true",
+                        help="remove the reports --keep does not keep (never one still being "
+                             "written), then list the rest")
+    parser.add_argument("--keep", metavar="KEEP", default=None,
+                        help="with --prune: a count (1000), an age (30d; s, m, h, d, w) or "
+                             "both (1000,30d); default: report_keep's, 1000,30d")
 
 
 def reports(args: argparse.Namespace) -> int:
@@ -181,6 +187,13 @@ def reports(args: argparse.Namespace) -> int:
     directory = args.directory or default_report_dir()
     if not os.path.isdir(directory):
         print(f"isolator reports: no report directory at {directory}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.prune:
+        status = _prune(directory, args.keep)
+        if status != EXIT_OK:
+            return status
+    elif args.keep is not None:
+        print("isolator reports: --keep goes with --prune", file=sys.stderr)
         return EXIT_USAGE
     rows = []
     for name in os.listdir(directory):
@@ -195,4 +208,19 @@ def reports(args: argparse.Namespace) -> int:
               f"{loaded.function}  {os.path.join(directory, name)}")
     if not rows:
         print(f"no reports in {directory}")
+    return EXIT_OK
+
+
+def _prune(directory: str, keep: str | None) -> int:
+    from .._model.options import Retention
+    from ..reports import prune
+
+    option = declared(ReportingOptions)["report_keep"][1]
+    try:
+        retention: Retention = option.check("--keep", option.default if keep is None else keep)
+    except ConfigurationError as exc:
+        print(f"isolator reports: {str(exc).replace('--keep=', '--keep ')}", file=sys.stderr)
+        return EXIT_USAGE
+    done = prune(directory, retention.newest, retention.age)
+    print(f"removed {len(done.removed)} reports, kept {done.kept}, in {directory}")
     return EXIT_OK
