@@ -116,7 +116,8 @@ def test_exec_a_timeout_exits_124_and_a_signal_128_plus_n(tmp_path: Path) -> Non
         (("--max-mem", "1MB"), "--max-mem '1MB' is below"),
         (("--soft-mem", "64MB"), "--soft-mem needs --max-mem"),
         (("--max-mem", "64MB", "--soft-mem", "128MB"), "--soft-mem"),
-        (("--timeout", "0"), "--timeout 0.0 must be a positive"),
+        (("--timeout", "0"), "isolator run: --timeout 0.0 must be a positive"),
+        (("--report-keep", "forever"), "--report-keep 'forever'; expected a count"),
     ],
 )
 def test_errors_name_the_flags(tmp_path: Path, args: tuple[str, ...], says: str) -> None:

@@ -72,6 +72,10 @@ def test_reused_children_serve_several_inputs(tmp_path: Path) -> None:
     bad = cli(tmp_path, "map", "_workloads:my_pid", str(inputs), "--max-tasks-per-child",
               "0", "--out", str(tmp_path / "other.jsonl"))
     assert bad.returncode == 2 and "--max-tasks-per-child 0: give 1 or more" in bad.stderr
+    for factor in ("0", "0.5"):
+        bad = cli(tmp_path, "map", "_workloads:my_pid", str(inputs), "--escalate", factor,
+                  "--out", str(tmp_path / "other.jsonl"))
+        assert bad.returncode == 2 and f"--escalate {factor}: give a factor" in bad.stderr
 
 
 @pytest.mark.timeout(120)

@@ -82,8 +82,8 @@ def flag_words(message: str) -> str:
     for group in (LimitOptions, ReportingOptions):
         for name, (_, option) in declared(group).items():
             if option.flag is not None:
-                message = re.sub(rf"\b{name}=", f"{option.flag.name} ", message)
-                message = re.sub(rf"\b{name}\b", option.flag.name, message)
+                message = re.sub(rf"(?<![\w-]){name}=", f"{option.flag.name} ", message)
+                message = re.sub(rf"(?<![\w-]){name}\b", option.flag.name, message)
     return message
 
 

@@ -76,6 +76,9 @@ def map_(args: argparse.Namespace) -> int:
             raise UsageError(f"--retries {args.retries}: give 0 or more")
         if args.max_tasks_per_child < 1:
             raise UsageError(f"--max-tasks-per-child {args.max_tasks_per_child}: give 1 or more")
+        if args.escalate is not None and not args.escalate >= 1:
+            raise UsageError(f"--escalate {args.escalate:g}: give a factor of 1 or more "
+                             "(2: each retry after a breach gets twice the cap)")
         if args.retries or args.escalate:
             options["retry"] = retry_if_worker_lost()
             options["stop"] = tenacity.stop_after_attempt(args.retries + 1)
