@@ -118,6 +118,9 @@ def write_new(path: str, text: str) -> None:
         except FileExistsError as exc:
             raise UnsafePath(f"{path} exists; choose another name (nothing was "
                              "overwritten)") from exc
+        except OSError:  # a file system without hard links: a new name, opened O_EXCL
+            with os.fdopen(create_new(path), "w", encoding="utf-8") as out:
+                out.write(text)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temp)
