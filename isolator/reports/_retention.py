@@ -61,6 +61,8 @@ def _entries(directory: str) -> list[tuple[float, str, bool]]:
         except FileNotFoundError:
             with contextlib.suppress(FileNotFoundError):
                 found.append((os.stat(path).st_mtime, path, False))
+        except OSError:
+            continue  # another user's report in a shared folder: not ours to judge
     return sorted(found, reverse=True)
 
 
