@@ -221,6 +221,10 @@ def _prune(directory: str, keep: str | None) -> int:
     except ConfigurationError as exc:
         print(f"isolator reports: {str(exc).replace('--keep=', '--keep ')}", file=sys.stderr)
         return EXIT_USAGE
-    done = prune(directory, retention.newest, retention.age)
+    try:
+        done = prune(directory, retention.newest, retention.age)
+    except OSError as exc:
+        print(f"isolator reports: cannot prune {directory}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"removed {len(done.removed)} reports, kept {done.kept}, in {directory}")
     return EXIT_OK
