@@ -91,13 +91,13 @@ def test_a_folder_others_can_write_is_refused_unless_allowed(tmp_path: Path, rep
 
 PLANTER = textwrap.dedent("""
     import os, sys
-    folder, victim, stop = sys.argv[1:4]
-    names = sys.argv[4:]
+    folder, victim, stop, suffixes = sys.argv[1:5]
+    names = sys.argv[5:]
     while not os.path.exists(stop):
         # Next to each file the batch made (not the links planted here), the names a
         # writer might open next.
         made = [n for n in os.listdir(folder) if not os.path.islink(os.path.join(folder, n))]
-        for name in names + [n + suffix for n in made for suffix in ("-wal", "-shm", ".tmp")]:
+        for name in names + [n + s for n in made for s in suffixes.split(",") if s]:
             try:
                 os.symlink(victim, os.path.join(folder, name))
             except OSError:
@@ -105,38 +105,32 @@ PLANTER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def sticky_shared() -> Iterator[Path]:
-    """A folder as /tmp is (1777: others cannot remove or rename root's files), where the
-    other user can reach it (pytest's own folders are root's alone)."""
+@pytest.fixture(params=[0o1777, 0o777], ids=["sticky", "open"])
+def shared_folder(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A folder every user can write to, where the other user can reach it (pytest's own
+    folders are root's alone): as /tmp is (1777: others cannot remove or rename root's
+    files), or wide open (0777)."""
     folder = Path(tempfile.mkdtemp(prefix="isolator-shared-", dir="/tmp"))
-    folder.chmod(0o1777)
+    folder.chmod(request.param)
     yield folder
     shutil.rmtree(folder)
 
 
-@as_root
-@pytest.mark.timeout(120)
-def test_map_out_in_a_sticky_shared_folder_with_links_planted_by_another_user(
-        tmp_path: Path, sticky_shared: Path) -> None:
-    shared = sticky_shared
+Runs = list[subprocess.CompletedProcess[str]]
+
+
+def _batch_with_a_planter(tmp_path: Path, shared: Path, names: list[str],
+                          suffixes: str) -> tuple[Path, Path, Runs]:
     victim = _victim(tmp_path)
     inputs = write_inputs(tmp_path, 20)
     out = shared / "out.jsonl"
-    with open("/proc/sys/kernel/ns_last_pid") as fh:
-        last = int(fh.read())
-    # The names the old code used (OUT.tmp-<pid>) for the next pids, and the journal's.
-    names = [f"out.jsonl.tmp-{pid}" for pid in range(last, last + 400)] + [
-        "out.jsonl.journal.sqlite-wal", "out.jsonl.journal.sqlite-shm",
-        "out.jsonl.journal.sqlite-journal"]
     stop = shared / "stop"  # where the other user can see it
     planter = subprocess.Popen([SYSTEM_PYTHON, "-c", PLANTER, str(shared), str(victim),
-                                str(stop), *names], user=NOBODY, group=NOBODY)
+                                str(stop), suffixes, *names], user=NOBODY, group=NOBODY)
     try:
         args = ["map", "_workloads:logged_echo", str(inputs), "--out", str(out),
                 "--allow-shared-dir", "--workers", "2"]
-        first = cli(tmp_path, *args)
-        again = cli(tmp_path, *args)  # a resume opens the same names again
+        runs = [cli(tmp_path, *args), cli(tmp_path, *args)]  # a resume opens them again
     finally:
         stop.touch()
         try:
@@ -144,13 +138,36 @@ def test_map_out_in_a_sticky_shared_folder_with_links_planted_by_another_user(
         finally:
             planter.kill()
             planter.wait()
+    return victim, out, runs
+
+
+@as_root
+@pytest.mark.timeout(120)
+def test_links_planted_at_the_temporary_names_are_never_followed(
+        tmp_path: Path, shared_folder: Path) -> None:
+    with open("/proc/sys/kernel/ns_last_pid") as fh:
+        last = int(fh.read())
+    # The names the old code used (OUT.tmp-<pid>) for the next pids, and any NAME.tmp.
+    names = [f"out.jsonl.tmp-{pid}" for pid in range(last, last + 400)]
+    victim, out, runs = _batch_with_a_planter(tmp_path, shared_folder, names, ".tmp")
     assert victim.read_text() == "precious\n"
-    assert first.returncode in (0, 2), first.stderr
-    if first.returncode == 0:
-        assert not out.is_symlink()
-        assert sorted(int(line.split(",")[0].split(":")[1]) for line in
-                      out.read_text().splitlines()) == list(range(20))
-    assert again.returncode in (0, 2), again.stderr
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    assert not out.is_symlink() and out.stat().st_mode & 0o777 == 0o600
+    assert sorted(int(line.split(",")[0].split(":")[1]) for line in
+                  out.read_text().splitlines()) == list(range(20))
+
+
+@as_root
+@pytest.mark.timeout(120)
+def test_links_planted_at_the_journals_files_are_never_followed(
+        tmp_path: Path, shared_folder: Path) -> None:
+    names = [f"out.jsonl.journal.sqlite{suffix}" for suffix in ("-wal", "-shm", "-journal")]
+    victim, _, runs = _batch_with_a_planter(tmp_path, shared_folder, names, "-wal,-shm")
+    assert victim.read_text() == "precious\n"
+    for done in runs:  # SQLite will not open its files through a link: the batch stops
+        assert done.returncode == 2 and "journal" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
 
 
 @as_root
