@@ -81,14 +81,46 @@ def test_exec_a_script_that_leaks_gets_the_full_report(tmp_path: Path) -> None:
     script = tmp_path / "leaky.py"
     script.write_text("CACHE = []\nwhile True:\n    CACHE.append(bytearray(b'x') * 2**20)\n")
     done = isolator("exec", "--max-mem", "64MiB", "--", "python", str(script), cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 137  # as a kernel OOM kill looks to workflow engines
     assert "exceeded its memory cap" in done.stderr
     assert "script.leaky.py" in done.stderr  # the report names the script
     if "(soft)" in done.stderr:
         assert "who keeps it alive" in done.stderr and "CACHE" in done.stderr
 
 
-def test_exec_a_program_past_the_cap_is_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("flags", "status"), [((), 137), (("--breach-exit", "3"), 3)])
+def test_exec_a_program_past_the_cap_exits_137_or_as_told(tmp_path: Path,
+                                                          flags: tuple[str, ...],
+                                                          status: int) -> None:
     hog = f"{sys.executable} -c \"b = bytearray(b'x') * (512 * 2**20)\""
-    done = isolator("exec", "--max-mem", "64MiB", "--", "sh", "-c", hog, cwd=tmp_path)
-    assert done.returncode == 1 and "exceeded its memory cap" in done.stderr
+    done = isolator("exec", "--max-mem", "64MiB", *flags, "--", "sh", "-c", hog, cwd=tmp_path)
+    assert done.returncode == status and "exceeded its memory cap" in done.stderr
+
+
+def test_exec_a_timeout_exits_124_and_a_signal_128_plus_n(tmp_path: Path) -> None:
+    done = isolator("exec", "--max-mem", "64MB", "--timeout", "0.5", "--", "sleep", "30",
+                    cwd=tmp_path)
+    assert done.returncode == 124 and "timeout" in done.stderr
+    done = isolator("exec", "--max-mem", "64MB", "--", "sh", "-c", "kill -TERM $$",
+                    cwd=tmp_path)
+    assert done.returncode == 128 + 15
+    bad = isolator("exec", "--max-mem", "64MB", "--breach-exit", "300", "--", "true",
+                   cwd=tmp_path)
+    assert bad.returncode == 2 and "0 to 255" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--max-mem", "lots"), "--max-mem 'lots' is not a size"),
+        (("--max-mem", "1MB"), "--max-mem '1MB' is below"),
+        (("--soft-mem", "64MB"), "--soft-mem needs --max-mem"),
+        (("--max-mem", "64MB", "--soft-mem", "128MB"), "--soft-mem"),
+        (("--timeout", "0"), "isolator run: --timeout 0.0 must be a positive"),
+        (("--report-keep", "forever"), "--report-keep 'forever'; expected a count"),
+    ],
+)
+def test_errors_name_the_flags(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    done = isolator("run", "_workloads:echo", "1", *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert says in done.stderr and "max_mem" not in done.stderr and "_mem=" not in done.stderr

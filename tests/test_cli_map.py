@@ -72,6 +72,10 @@ def test_reused_children_serve_several_inputs(tmp_path: Path) -> None:
     bad = cli(tmp_path, "map", "_workloads:my_pid", str(inputs), "--max-tasks-per-child",
               "0", "--out", str(tmp_path / "other.jsonl"))
     assert bad.returncode == 2 and "--max-tasks-per-child 0: give 1 or more" in bad.stderr
+    for factor in ("0", "0.5"):
+        bad = cli(tmp_path, "map", "_workloads:my_pid", str(inputs), "--escalate", factor,
+                  "--out", str(tmp_path / "other.jsonl"))
+        assert bad.returncode == 2 and f"--escalate {factor}: give a factor" in bad.stderr
 
 
 @pytest.mark.timeout(120)
@@ -174,8 +178,8 @@ def test_json_summary_and_quiet(tmp_path: Path) -> None:
     assert set(summary["failed_by_kind"]) <= {"MemoryLimitExceeded:soft",
                                                "MemoryLimitExceeded:hard"}
     assert summary["slowest"] and summary["peak_rss"] > 0
-    again = cli(tmp_path, *args, "--quiet")  # resumes: everything is already done
-    assert again.returncode == 0 and again.stdout == "" and again.stderr == ""
+    again = cli(tmp_path, *args, "--quiet")  # resumes: everything is already done, and
+    assert again.returncode == 1 and again.stdout == "" and again.stderr == ""  # 1 failed
 
 
 def test_the_live_view_on_a_terminal(tmp_path: Path) -> None:

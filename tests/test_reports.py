@@ -177,7 +177,7 @@ def test_html_is_self_contained_and_escapes_user_strings() -> None:
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img" not in page
     assert "src=" not in page.replace("&lt;img src=x&gt;", "") and "href" not in page
-    assert "cap 128.0 MiB" in page and "soft limit 112.0 MiB" in page
+    assert "cap 128.0\u00a0MiB" in page and "soft limit 112.0\u00a0MiB" in page  # one word each
 
 
 def test_html_says_why_the_chart_is_missing() -> None:

@@ -36,6 +36,8 @@ def task_functions(fn: Callable[..., Any], args: tuple[Any, ...]) -> Iterator[An
 
     if fn is calls.run_chunk or fn is calls.run_items:
         yield from task_functions(args[0], ())
+    elif fn is calls.timed:
+        yield from task_functions(args[0], args[1:])
     elif fn is calls.with_initializer:
         yield from task_functions(args[1], ())  # the initializer
         yield from task_functions(args[3], args[4:])

@@ -131,3 +131,12 @@ def _write(report: Any, reporting: Reporting) -> None:
     except OSError as exc:
         report.missing["files"] = f"the report could not be written to {directory}: {exc}"
         _log.warning("isolator: could not write a report to %s: %s", directory, exc)
+        return
+    keep = reporting.report_keep
+    if keep is not None:
+        from ..reports import prune
+
+        try:
+            prune(os.fspath(str(directory)), keep.newest, keep.age, spare=report.path)
+        except OSError as exc:  # retention must never cost the breach its report
+            _log.warning("isolator: could not prune the reports in %s: %s", directory, exc)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -170,6 +171,47 @@ def _directory(name: str, value: Any) -> str | Default | None:
     return os.fspath(value)
 
 
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw])\s*$")
+KEEP_FORMS = ("a count of reports (1000), an age ('30d'; s, m, h, d or w), both (1000, "
+              "'30d') or '1000,30d', or None to keep every report")
+
+
+class Retention(NamedTuple):
+    """``report_keep`` normalised: the ``newest`` reports, none older than ``age``
+    seconds (None: no such bound)."""
+
+    newest: int | None
+    age: float | None
+
+
+def _keep(name: str, value: Any) -> Retention | None:
+    if value is None or isinstance(value, Retention):
+        return value
+    parts: list[Any]
+    if isinstance(value, str):
+        parts = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, tuple) and len(value) == 2:
+        parts = [part for part in value if part is not None]
+    else:
+        parts = [value]
+    count: int | None = None
+    age: float | None = None
+    for part in parts:
+        if isinstance(part, str) and part.strip().isdigit():
+            part = int(part)
+        if isinstance(part, int) and not isinstance(part, bool) and part >= 1 and count is None:
+            count = part
+            continue
+        match = _AGE.match(part) if isinstance(part, str) else None
+        if match is None or age is not None or float(match[1]) <= 0:
+            raise ConfigurationError(f"{name}={value!r}; expected {KEEP_FORMS}")
+        age = float(match[1]) * _AGE_UNITS[match[2]]
+    if count is None and age is None:
+        raise ConfigurationError(f"{name}={value!r}; expected {KEEP_FORMS}")
+    return Retention(count, age)
+
+
 def _callable(name: str, value: Any) -> Any:
     if value is not None and not callable(value):
         raise ConfigurationError(f"{name}={value!r} is not callable")
@@ -258,6 +300,14 @@ class ReportingOptions(TypedDict, total=False):
         "(heapy's partition and memray's native allocation sites too), `\"types\"` (type "
         "names and sizes only, no values from the data) or `\"off\"`.",
         _one_of(*FORENSICS_LEVELS), Flag("--forensics", "LEVEL", choices=FORENSICS_LEVELS))]
+    report_keep: Annotated[int | str | tuple[int | None, str | None] | None, Option(
+        (1000, "30d"),
+        "how many reports `report_dir` keeps: after each report is written, those beyond "
+        "the newest count, and those older than the age, are removed (never one still "
+        "being written, nor a folder not named as a report). A count (`1000`), an age "
+        "(`\"30d\"`; `s`, `m`, `h`, `d`, `w`), both (`(1000, \"30d\")`, or `\"1000,30d\"` "
+        "on the command line), or None to keep every report.",
+        _keep, Flag("--report-keep", "KEEP"))]
 
 
 class RetryOptions(TypedDict, total=False):

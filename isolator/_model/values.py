@@ -19,6 +19,7 @@ from .options import (
     ForensicsLevel,
     LimitOptions,
     ReportingOptions,
+    Retention,
     check,
     declared,
     default_soft_limit,
@@ -116,6 +117,7 @@ class Reporting(_Value):
     report_dir: str | Default | None
     on_report: Callable[[Any], object] | None
     forensics: ForensicsLevel
+    report_keep: Retention | None
 
     def __init__(self, **options: Unpack[ReportingOptions]) -> None:
         super().__init__(**options)

@@ -4,7 +4,9 @@ Each command is one entry in ``COMMANDS``: a help line, a function that adds its
 options, and a function that runs it and returns the exit status. Adding a command is
 adding an entry.
 
-Exit status: 0 ok, 1 some inputs failed, 2 usage error, 130 interrupted (Ctrl-C).
+Exit status: 0 ok, 1 some inputs failed, 2 usage error, 130 interrupted (Ctrl-C);
+``exec`` passes on the program's own, and 137 for a breach, 124 for a timeout
+(``program``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import NamedTuple
 from .. import __version__
 from . import commands as _cli_commands
 from . import map as _cli_map
+from . import program as _cli_program
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -64,8 +67,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "exec": Command(
         help="run any program under the cap (a Python script runs inside the child)",
-        add_arguments=_cli_commands.exec_arguments,
-        run=_cli_commands.exec_,
+        add_arguments=_cli_program.exec_arguments,
+        run=_cli_program.exec_,
     ),
     "report": Command(
         help="render a saved post-mortem report as text, JSON or HTML",

@@ -1,5 +1,5 @@
-"""The ``run``, ``exec``, ``report`` and ``reports`` commands of the ``isolator`` program
-(``map`` is in ``_cli_map``).
+"""The ``run``, ``report`` and ``reports`` commands of the ``isolator`` program (``map`` is
+in ``map``, ``exec`` in ``program``), and what the commands share.
 
 Bad input (a module or function that does not exist, a malformed size or JSON argument,
 a missing report) is one line on stderr that says what is wrong, and exit status 2.
@@ -11,12 +11,14 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 import time
 from typing import Any
 
 from .._errors import ConfigurationError, MemoryLimitExceeded
 from .._model.options import LimitOptions, ReportingOptions, declared
+from . import files
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -74,6 +76,17 @@ def cap_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def flag_words(message: str) -> str:
+    """An option check's message in the command line's words: ``--max-mem 'lots' is not
+    a size`` where the library says ``max_mem='lots' is not a size``."""
+    for group in (LimitOptions, ReportingOptions):
+        for name, (_, option) in declared(group).items():
+            if option.flag is not None:
+                message = re.sub(rf"(?<![\w-]){name}=", f"{option.flag.name} ", message)
+                message = re.sub(rf"(?<![\w-]){name}\b", option.flag.name, message)
+    return message
+
+
 def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("function", metavar="MODULE:FUNC")
     parser.add_argument("args", metavar="JSON_ARG", nargs="*",
@@ -90,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         fn = resolve_function(args.function)
         call = isolated(**cap_options(args))(fn)
     except (UsageError, ConfigurationError) as exc:
-        print(f"isolator run: {exc}", file=sys.stderr)
+        print(f"isolator run: {flag_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     try:
         result = call(*values)
@@ -117,57 +130,14 @@ def _json_argument(text: str) -> Any:
                          f"'\"{text}\"'") from exc
 
 
-def exec_arguments(parser: argparse.ArgumentParser) -> None:
-    cap_arguments(parser, required=True)
-    parser.add_argument("program", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
-
-
-def exec_(args: argparse.Namespace) -> int:
-    """Any program under the cap; a Python script runs inside the child itself."""
-    from .._api.decorator import isolated
-    from .._child.calls import Script, exec_program
-
-    command = args.program[1:] if args.program[:1] == ["--"] else args.program
-    if not command:
-        print("isolator exec: give the command after --, e.g. isolator exec --max-mem 1GB "
-              "-- python job.py", file=sys.stderr)
-        return EXIT_USAGE
-    options = cap_options(args)
-    script = _python_script(command)
-    try:
-        if script is not None:
-            if not os.path.isfile(script[0]):
-                raise UsageError(f"no script at {script[0]}")
-            code = isolated(**options)(Script(os.path.abspath(script[0])))(script[1:])
-        else:
-            code = isolated(**options)(exec_program)(command)
-    except (UsageError, ConfigurationError) as exc:
-        print(f"isolator exec: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except MemoryLimitExceeded as exc:
-        saved: Any = exc.report
-        print(f"isolator exec: {' '.join(command)} exceeded its memory cap ({exc.kind})",
-              file=sys.stderr)
-        print(saved, file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as exc:  # noqa: BLE001 - say how the program ended
-        print(f"isolator exec: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return int(code)
-
-
-def _python_script(command: list[str]) -> list[str] | None:
-    """``[script, args...]`` when the command is ``python[3] script.py ...``."""
-    if len(command) >= 2 and os.path.basename(command[0]).startswith("python") \
-            and command[1].endswith(".py"):
-        return command[1:]
-    return None
-
-
 def report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="a report directory or its report.json")
     parser.add_argument("--format", choices=("text", "json", "html"), default="text")
-    parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    parser.add_argument("-o", "--output", metavar="OUT",
+                        help="write here instead of stdout: a new file (0600), never one "
+                             "that exists or a link")
+    parser.add_argument("--allow-shared-dir", action="store_true",
+                        help="write OUT even in a folder other users can write to")
 
 
 def report(args: argparse.Namespace) -> int:
@@ -188,18 +158,25 @@ def report(args: argparse.Namespace) -> int:
     if not args.output:
         sys.stdout.write(text)
         return EXIT_OK
-    if os.path.exists(args.output):
-        print(f"isolator report: {args.output} exists; choose another -o (nothing was "
-              "overwritten)", file=sys.stderr)
+    try:
+        files.check_folder(args.output, args.allow_shared_dir)
+        files.refuse_link(args.output)
+        files.write_new(args.output, text)
+    except (files.UnsafePath, OSError) as exc:
+        print(f"isolator report: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with open(args.output, "w", encoding="utf-8") as fh:
-        fh.write(text)
     return EXIT_OK
 
 
 def reports_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", metavar="DIR", nargs="?",
                         help="default: $ISOLATOR_REPORT_DIR, else ./isolator-reports")
+    parser.add_argument("--prune", action="store_true",
+                        help="remove the reports --keep does not keep (never one still being "
+                             "written), then list the rest")
+    parser.add_argument("--keep", metavar="KEEP", default=None,
+                        help="with --prune: a count (1000), an age (30d; s, m, h, d, w) or "
+                             "both (1000,30d); default: report_keep's, 1000,30d")
 
 
 def reports(args: argparse.Namespace) -> int:
@@ -210,6 +187,13 @@ def reports(args: argparse.Namespace) -> int:
     directory = args.directory or default_report_dir()
     if not os.path.isdir(directory):
         print(f"isolator reports: no report directory at {directory}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.prune:
+        status = _prune(directory, args.keep)
+        if status != EXIT_OK:
+            return status
+    elif args.keep is not None:
+        print("isolator reports: --keep goes with --prune", file=sys.stderr)
         return EXIT_USAGE
     rows = []
     for name in os.listdir(directory):
@@ -224,4 +208,23 @@ def reports(args: argparse.Namespace) -> int:
               f"{loaded.function}  {os.path.join(directory, name)}")
     if not rows:
         print(f"no reports in {directory}")
+    return EXIT_OK
+
+
+def _prune(directory: str, keep: str | None) -> int:
+    from .._model.options import Retention
+    from ..reports import prune
+
+    option = declared(ReportingOptions)["report_keep"][1]
+    try:
+        retention: Retention = option.check("--keep", option.default if keep is None else keep)
+    except ConfigurationError as exc:
+        print(f"isolator reports: {str(exc).replace('--keep=', '--keep ')}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        done = prune(directory, retention.newest, retention.age)
+    except OSError as exc:
+        print(f"isolator reports: cannot prune {directory}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"removed {len(done.removed)} reports, kept {done.kept}, in {directory}")
     return EXIT_OK

@@ -19,6 +19,7 @@ from .commands import (
     UsageError,
     cap_arguments,
     cap_options,
+    flag_words,
     resolve_function,
 )
 from .on_cluster import cluster_arguments, cluster_executor, on_cluster
@@ -39,7 +40,13 @@ def map_arguments(parser: argparse.ArgumentParser) -> None:
                              "for each input; reuse pays off when inputs are small)")
     parser.add_argument("--journal", metavar="FILE",
                         help="SQLite journal (default: OUT.journal.sqlite next to --out)")
-    parser.add_argument("--out", metavar="FILE", help="default: INPUT.out.jsonl")
+    parser.add_argument("--out", metavar="FILE",
+                        help="default: the input's path with .out.jsonl added "
+                             "(in.jsonl: in.jsonl.out.jsonl)")
+    parser.add_argument("--allow-shared-dir", action="store_true",
+                        help="write the output and journal even in a folder other users can "
+                             "write to (refused otherwise: a name planted there could "
+                             "redirect the writes)")
     parser.add_argument("--quiet", action="store_true", help="no progress, no summary")
     cluster_arguments(parser)
     parser.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
@@ -52,7 +59,15 @@ def map_(args: argparse.Namespace) -> int:
     from .._api.executor import IsolatedExecutor, worker_count
     from .._model.escalation import escalate_memory
     from .._model.retry import retry_if_worker_lost
-    from .batch import BatchError, count_inputs, default_journal, open_batch, run_batch
+    from .batch import (
+        BatchError,
+        count_inputs,
+        default_journal,
+        journal_totals,
+        open_batch,
+        run_batch,
+    )
+    from .journal import JournalError
     from .progress import BatchView, print_summary
 
     out = args.out or f"{args.input}.out.jsonl"
@@ -65,6 +80,9 @@ def map_(args: argparse.Namespace) -> int:
             raise UsageError(f"--retries {args.retries}: give 0 or more")
         if args.max_tasks_per_child < 1:
             raise UsageError(f"--max-tasks-per-child {args.max_tasks_per_child}: give 1 or more")
+        if args.escalate is not None and not args.escalate >= 1:
+            raise UsageError(f"--escalate {args.escalate:g}: give a factor of 1 or more "
+                             "(2: each retry after a breach gets twice the cap)")
         if args.retries or args.escalate:
             options["retry"] = retry_if_worker_lost()
             options["stop"] = tenacity.stop_after_attempt(args.retries + 1)
@@ -75,29 +93,39 @@ def map_(args: argparse.Namespace) -> int:
         else:
             workers = worker_count(args.workers, "--workers")
             executor, window = IsolatedExecutor(workers, **options), 2 * workers
-        journal = open_batch(args.function, args.input, out,
-                             args.journal or default_journal(out))
-    except (UsageError, ConfigurationError, BatchError) as exc:
+    except (UsageError, ConfigurationError) as exc:
+        close()
+        print(f"isolator map: {flag_words(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    try:  # the files last: bad options leave them as they were
+        journal, sink = open_batch(args.function, args.input, out,
+                                   args.journal or default_journal(out), args.allow_shared_dir)
+    except BatchError as exc:
+        executor.shutdown()
         close()
         print(f"isolator map: {exc}", file=sys.stderr)
         return EXIT_USAGE
     live = sys.stderr.isatty() and not (args.quiet or args.json)
     view = BatchView(count_inputs(args.input), executor, live)
     try:
-        skipped = run_batch(fn, args.input, out, journal, executor, window=window, view=view)
-    except KeyboardInterrupt:
+        with sink:
+            skipped = run_batch(fn, args.input, sink, journal, executor,
+                                window=window, view=view)
+        totals = journal_totals(journal)
+    except (KeyboardInterrupt, JournalError) as exc:
         view.close()
         executor.terminate()
         close()
         journal.close()
-        print(f"isolator map: interrupted; run the same command again to resume ({out})",
+        print(f"isolator map: {exc}" if isinstance(exc, JournalError) else
+              f"isolator map: interrupted; run the same command again to resume ({out})",
               file=sys.stderr)
-        return 130
+        return EXIT_USAGE if isinstance(exc, JournalError) else 130
     view.close()
     executor.shutdown()
     close()
     journal.close()
-    result = view.summary(skipped, out)
+    result = view.summary(skipped, out, totals)
     if not args.quiet:
         print_summary(result, as_json=args.json)
     return EXIT_FAILED if result["failed"] else EXIT_OK

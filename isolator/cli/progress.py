@@ -17,6 +17,7 @@ from typing import Any
 from .._units import format_size
 
 SLOWEST = 5
+SHOWN_REPORTS = 10  # a resumed batch may have thousands; the rows name them all
 
 
 class BatchView:
@@ -27,7 +28,6 @@ class BatchView:
         self.started = time.monotonic()
         self.ok = 0
         self.failed: Counter[str] = Counter()
-        self.reports: list[str] = []
         self.durations: list[tuple[float, int]] = []
         self._live: Any = None
         if live:
@@ -73,31 +73,34 @@ class BatchView:
                 f"{f' of {format_size(child.limit)}' if child.limit else ''}  {child.function}"
                 for child in stats.children]
 
-    def finished(self, index: int, row: dict[str, Any], seconds: float) -> None:
-        self.durations.append((seconds, index))
+    def finished(self, index: int, row: dict[str, Any], seconds: float | None) -> None:
+        """One input ended; ``seconds`` is how long it ran, None when unknown (a line
+        that is not JSON never ran)."""
+        if seconds is not None:
+            self.durations.append((seconds if seconds > 0 else 0.0, index))
         error = row.get("error")
         if error is None:
             self.ok += 1
             return
         kind = error.get("kind")
         self.failed[f"{error['type']}:{kind}" if kind else str(error["type"])] += 1
-        if error.get("report"):
-            self.reports.append(str(error["report"]))
 
     def close(self) -> None:
         if self._live is not None:
             self._live.stop()
 
-    def summary(self, skipped: int, out: str) -> dict[str, Any]:
+    def summary(self, skipped: int, out: str, totals: dict[str, Any]) -> dict[str, Any]:
+        """The batch's summary: ``totals`` (ok, failed by kind, reports) count the whole
+        journal, earlier runs of a resumed batch included; the rest is this run's."""
         stats = self.executor.statistics()
         slowest = sorted(self.durations, reverse=True)[:SLOWEST]
         return {
-            "ok": self.ok, "failed": sum(self.failed.values()),
-            "failed_by_kind": dict(self.failed), "retried": stats.retried,
+            "ok": totals["ok"], "failed": totals["failed"],
+            "failed_by_kind": totals["failed_by_kind"], "retried": stats.retried,
             "already_done": skipped, "peak_rss": stats.peak_rss,
             "seconds": round(time.monotonic() - self.started, 3),
             "slowest": [{"index": i, "seconds": round(s, 3)} for s, i in slowest],
-            "reports": self.reports, "out": out,
+            "reports": totals["reports"], "out": out,
         }
 
 
@@ -114,6 +117,9 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if summary["slowest"]:
         slow = ", ".join(f"#{s['index']} {s['seconds']:.2f} s" for s in summary["slowest"])
         print(f"  slowest inputs: {slow}", file=out)
-    for path in summary["reports"]:
+    for path in summary["reports"][:SHOWN_REPORTS]:
         print(f"  report: {path}/report.html", file=out)
+    if len(summary["reports"]) > SHOWN_REPORTS:
+        print(f"  ... and {len(summary['reports']) - SHOWN_REPORTS} more reports, named in "
+              "the results", file=out)
     print(f"  results: {summary['out']}", file=out)

@@ -8,6 +8,7 @@
     print(report)                            # the text report
     path = report.write(default_report_dir())  # report.json, report.txt, report.html
     same = load(path)
+    prune(default_report_dir(), count=1000, age=30 * 86400)  # what report_keep does
 
 A report directory holds ``report.json`` (the data; schema ``isolator.report``, version
 :data:`SCHEMA_VERSION`), ``report.txt`` (what ``str(report)`` prints) and
@@ -25,14 +26,17 @@ from ._model import (
     ReportFormatError,
     load,
 )
+from ._retention import Pruned, prune
 from ._store import default_report_dir
 
 __all__ = [
     "MAX_TRACEBACK_LINES",
+    "Pruned",
     "SCHEMA",
     "SCHEMA_VERSION",
     "Report",
     "ReportFormatError",
     "default_report_dir",
     "load",
+    "prune",
 ]

@@ -8,6 +8,7 @@ reasons) goes through ``html.escape``: a traceback can quote hostile input.
 from __future__ import annotations
 
 import html
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,19 @@ th{border-bottom:1px solid #999}table.verdict td{text-align:left}
 table.verdict td:first-child{color:#555}pre{background:#f6f6f6;padding:8px;overflow:auto}
 .peak{font-weight:bold}svg text{font-size:11px;fill:#444}.missing{color:#a40}
 .backrefs svg{max-width:100%;height:auto}.notes{color:#333}
+svg{max-width:100%;height:auto}body{padding:0 1em}
+table.verdict{width:100%;table-layout:fixed}table.verdict td:first-child{width:7em}
+table.verdict td{overflow-wrap:anywhere}table.verdict pre{margin:0}
 """
+# A size or a time is one word on the page: "92.0 MiB" never breaks into "92.0 / MiB"
+# at a narrow width. Text in <pre> (tracebacks) is left as the task wrote it.
+_NUMBER_SPACE = re.compile(r"(\d) (B|KiB|MiB|GiB|TiB|s|ms)\b")
+_PRE = re.compile(r"(<pre>.*?</pre>)", re.DOTALL)
+
+
+def _keep_numbers_whole(page: str) -> str:
+    return "".join(part if part.startswith("<pre>") else _NUMBER_SPACE.sub("\\1\u00a0\\2", part)
+                   for part in _PRE.split(page))
 
 
 def _e(value: object) -> str:
@@ -73,7 +86,7 @@ def render(report: Report) -> str:
         _missing(report),
         "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    return _keep_numbers_whole("\n".join(parts) + "\n")
 
 
 def _verdict(report: Report) -> str:

@@ -16,6 +16,8 @@ import tempfile
 import time
 from typing import Any
 
+from ._retention import writing
+
 ENV_VAR = "ISOLATOR_REPORT_DIR"
 # report.json is written last: a directory with a report.json holds a complete report.
 _ORDER = ("report.txt", "report.html", "report.json")
@@ -85,8 +87,9 @@ def write(directory: str, name: str, files: dict[str, str]) -> str:
     """Create ``directory/name`` (new, 0700) holding ``files`` (0600); return its path."""
     _make_private_dirs(directory)
     entry = _new_entry(os.path.abspath(directory), name)
-    for filename in sorted(files, key=lambda f: _ORDER.index(f) if f in _ORDER else -1):
-        _write_atomic(os.path.join(entry, filename), files[filename])
+    with writing(entry):  # a pruner in another process leaves it alone meanwhile
+        for filename in sorted(files, key=lambda f: _ORDER.index(f) if f in _ORDER else -1):
+            _write_atomic(os.path.join(entry, filename), files[filename])
     return entry
 
 
