@@ -124,3 +124,31 @@ def test_errors_name_the_flags(tmp_path: Path, args: tuple[str, ...], says: str)
     done = isolator("run", "_workloads:echo", "1", *args, cwd=tmp_path)
     assert done.returncode == 2
     assert says in done.stderr and "max_mem" not in done.stderr and "_mem=" not in done.stderr
+
+
+@pytest.mark.parametrize("how", ["-c", "-m"])
+def test_exec_python_c_and_m_run_in_the_child_and_report_on_the_program(
+        tmp_path: Path, how: str) -> None:
+    code = "import sys\nprint(__name__, sys.argv[1:])\nsys.exit(4)\n"
+    hog = "HOARD = []\nwhile True:\n    HOARD.append(bytearray(b'x') * 2**20)\n"
+    if how == "-m":
+        (tmp_path / "job.py").write_text(code)
+        (tmp_path / "hog.py").write_text(hog)
+        run, leak, name = ["-m", "job"], ["-m", "hog"], "python.-m hog"
+    else:
+        run, leak, name = ["-c", code], ["-c", hog], "python.-c"
+    done = isolator("exec", "--max-mem", "64MiB", "--", "python", *run, "x", cwd=tmp_path)
+    assert done.returncode == 4 and "__main__ ['x']" in done.stdout, done.stderr
+    done = isolator("exec", "--max-mem", "64MiB", "--", "python", *leak, cwd=tmp_path)
+    assert done.returncode == 137, done.stderr
+    assert name in done.stderr  # the program, not the wrapper that waits for it
+    if "(soft)" in done.stderr:
+        assert "HOARD" in done.stderr and "who keeps it alive" in done.stderr
+
+
+def test_exec_another_program_is_named_by_its_command_and_not_walked(tmp_path: Path) -> None:
+    hog = f"{sys.executable} -c \"b = bytearray(b'x') * (512 * 2**20)\""
+    done = isolator("exec", "--max-mem", "64MiB", "--", "sh", "-c", hog, cwd=tmp_path)
+    assert done.returncode == 137, done.stderr
+    assert "program.sh" in done.stderr and "Program" not in done.stderr
+    assert "who keeps it alive" not in done.stderr  # no walk of the wrapper's heap

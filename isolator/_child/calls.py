@@ -60,11 +60,39 @@ def leak_probe(level: str) -> dict[str, Any]:
         gc.freeze()
 
 
-def exec_program(argv: list[str]) -> int:
-    """Run a program as this child's own child: the cap covers the whole tree."""
-    import subprocess
+class Program:
+    """Any program, run as this child's own child: the cap covers the whole tree.
+    Reports name it by its command, not by this class."""
 
-    return subprocess.run(argv, check=False).returncode
+    def __init__(self, command: str) -> None:
+        import os
+
+        self.__module__ = "program"
+        self.__qualname__ = os.path.basename(command)
+
+    def __call__(self, argv: list[str]) -> int:
+        """Run ``argv``; its return code (minus N for a signal N)."""
+        import subprocess
+
+        return subprocess.run(argv, check=False).returncode
+
+
+def _as_main(code: Any, **attributes: Any) -> int:
+    """Run ``code`` as the interpreter runs a program: in a fresh ``__main__`` module,
+    which stays in ``sys.modules`` afterwards, so a breach's heap walk finds the
+    program's globals under ``__main__``. Its exit status."""
+    import sys
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__dict__.update(attributes)
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)  # noqa: S102 - what the user asked to run
+    except SystemExit as exc:
+        status = exc.code
+        return status if isinstance(status, int) else (0 if status is None else 1)
+    return 0
 
 
 class Script:
@@ -80,13 +108,47 @@ class Script:
 
     def __call__(self, argv: list[str]) -> int:
         """Run the script with ``argv``; its exit status."""
-        import runpy
+        import os
         import sys
 
         sys.argv = [self.path, *argv]
-        try:
-            runpy.run_path(self.path, run_name="__main__")
-        except SystemExit as exc:
-            code = exc.code
-            return code if isinstance(code, int) else (0 if code is None else 1)
-        return 0
+        sys.path.insert(0, os.path.dirname(self.path))  # as python puts the script's folder
+        with open(self.path, "rb") as fh:
+            code = compile(fh.read(), self.path, "exec")
+        return _as_main(code, __file__=self.path)
+
+
+class PythonCommand:
+    """``python -c CODE`` or ``python -m MODULE`` run in this very process, as the
+    interpreter would run it (``__main__``, ``sys.argv``, the current folder first on
+    ``sys.path``), so a breach walks the program's heap, not a wrapper's. Reports name it
+    by its command."""
+
+    def __init__(self, flag: str, target: str) -> None:
+        if flag not in ("-c", "-m"):
+            raise ValueError(f"flag={flag!r}: expected '-c' or '-m'")
+        self.flag, self.target = flag, target
+        self.__module__ = "python"
+        self.__qualname__ = f"-m {target}" if flag == "-m" else "-c"
+
+    def __call__(self, argv: list[str]) -> int:
+        """Run the code or module with ``argv``; its exit status."""
+        import importlib.util
+        import os
+        import sys
+
+        sys.path.insert(0, os.getcwd())
+        if self.flag == "-c":
+            sys.argv = ["-c", *argv]
+            return _as_main(compile(self.target, "<string>", "exec"))
+        name = self.target
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations is not None:
+            name = f"{name}.__main__"  # a package runs its __main__, as with python -m
+            spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "get_code"):
+            print(f"No module named {self.target}", file=sys.stderr)  # as python says
+            return 1
+        sys.argv = [spec.origin or self.target, *argv]
+        code = spec.loader.get_code(name)
+        return _as_main(code, __file__=spec.origin, __spec__=spec)

@@ -66,7 +66,9 @@ def build(exc: MemoryLimitExceeded, facts: Facts) -> Any:
                     "with a lower soft_mem")
     else:
         report.missing.setdefault(
-            "heap", _WHY_NO_HEAP.get(exc.kind, "the child sent no heap forensics"))
+            "heap", "no heap walk was asked for (forensics='off')"
+            if facts.reporting.forensics == "off"
+            else _WHY_NO_HEAP.get(exc.kind, "the child sent no heap forensics"))
     if native is not None and "error" not in native:
         report.sections["native"] = native
     elif facts.reporting.forensics == "deep":

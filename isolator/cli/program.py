@@ -59,7 +59,7 @@ def _lost_status(exc: WorkerLost) -> int:
 def exec_(args: argparse.Namespace) -> int:
     """Any program under the cap; a Python script runs inside the child itself."""
     from .._api.decorator import isolated
-    from .._child.calls import Script, exec_program
+    from .._child.calls import Program
 
     command = args.program[1:] if args.program[:1] == ["--"] else args.program
     if not command:
@@ -67,15 +67,16 @@ def exec_(args: argparse.Namespace) -> int:
               "-- python job.py", file=sys.stderr)
         return EXIT_USAGE
     options = cap_options(args)
-    script = _python_script(command)
     shown = " ".join(command)
     try:
-        if script is not None:
-            if not os.path.isfile(script[0]):
-                raise UsageError(f"no script at {script[0]}")
-            code = isolated(**options)(Script(os.path.abspath(script[0])))(script[1:])
+        python = _in_process(command)
+        if python is not None:
+            code = isolated(**options)(python[0])(python[1])
         else:
-            code = isolated(**options)(exec_program)(command)
+            # Not Python: its heap is not ours to walk, and a walk of the child that
+            # waits for it would describe the wrapper. The report keeps the timeline.
+            options.setdefault("forensics", "off")
+            code = isolated(**options)(Program(command[0]))(command)
     except (UsageError, ConfigurationError) as exc:
         print(f"isolator exec: {flag_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
@@ -98,9 +99,32 @@ def exec_(args: argparse.Namespace) -> int:
     return status_of(int(code))
 
 
-def _python_script(command: list[str]) -> list[str] | None:
-    """``[script, args...]`` when the command is ``python[3] script.py ...``."""
-    if len(command) >= 2 and os.path.basename(command[0]).startswith("python") \
-            and command[1].endswith(".py"):
-        return command[1:]
+def _in_process(command: list[str]) -> tuple[Any, list[str]] | None:
+    """What runs inside the isolated child itself, and its arguments, when the command
+    is ``python script.py ...``, ``python -c CODE ...`` or ``python -m MODULE ...`` and
+    that python is this one (other interpreter flags, or another interpreter: run as
+    any program)."""
+    from .._child.calls import PythonCommand, Script
+
+    if len(command) < 2 or not _this_python(command[0]):
+        return None
+    if command[1].endswith(".py"):
+        if not os.path.isfile(command[1]):
+            raise UsageError(f"no script at {command[1]}")
+        return Script(os.path.abspath(command[1])), command[2:]
+    if command[1] in ("-c", "-m") and len(command) >= 3:
+        return PythonCommand(command[1], command[2]), command[3:]
     return None
+
+
+def _this_python(name: str) -> bool:
+    """Whether ``name`` is this interpreter: ``python``, ``python3`` or ``python3.N`` of
+    this version by name, or a path to this very file (another one has its own
+    packages, or is another version: it runs as a program of its own)."""
+    if os.sep in name:
+        try:
+            return os.path.samefile(name, sys.executable)
+        except OSError:
+            return False
+    major, minor = sys.version_info[:2]
+    return name in ("python", f"python{major}", f"python{major}.{minor}")
