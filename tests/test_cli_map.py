@@ -204,3 +204,20 @@ def test_the_live_view_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "isolator map" in text and "pid" in text  # the bar and the per-child lines
     assert "6 ok" in text  # then the summary
+
+
+def test_an_error_row_and_a_failed_run_carry_the_childs_traceback(tmp_path: Path) -> None:
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('"first"\n')
+    done = cli(tmp_path, "map", "_workloads:raise_value_error", str(inputs),
+               "--out", str(tmp_path / "out.jsonl"))
+    assert done.returncode == 1, done.stderr
+    error = rows(tmp_path / "out.jsonl")[0]["error"]
+    assert isinstance(error, dict) and error["message"] == "first"
+    text = str(error["traceback"])
+    assert "in raise_value_error" in text and text.endswith("ValueError: first\n")
+    assert "isolator" + os.sep + "_child" not in text  # from the task's frame on
+    done = cli(tmp_path, "run", "_workloads:raise_value_error", '"second"')
+    assert done.returncode == 1
+    assert "in raise_value_error" in done.stderr and "ValueError: second" in done.stderr
+    assert done.stderr.rstrip().endswith("isolator run: ValueError: second")

@@ -362,10 +362,23 @@ def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             tracker.__exit__(None, None, None)
 
 
+_OWN_FILES = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def from_the_task(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """``tb`` from the task's first frame on: the frames of this package that called the
+    task (serving it, timing it, unwrapping a chunk) say nothing to whoever reads it.
+    Frames after the task's stay (the soft limit's handler raised there)."""
+    found = tb
+    while found is not None and found.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
+        found = found.tb_next
+    return found if found is not None else tb  # nothing but ours: it failed before the task
+
+
 def _pack_exception(exc: BaseException) -> bytes:
     import traceback
 
-    text = "".join(traceback.format_exception(exc))
+    text = "".join(traceback.format_exception(type(exc), exc, from_the_task(exc.__traceback__)))
     try:
         exc_bytes = _serialize.dumps(exc, what="exception", in_child=True)
     except SerializationError as failure:

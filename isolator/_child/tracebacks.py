@@ -29,7 +29,7 @@ def for_report(exc: BaseException, level: str) -> str:
     link = ""
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        parts.append(_one(current, level) + link)
+        parts.append(_one(current, level, current is exc) + link)
         if current.__cause__ is not None:
             current, link = current.__cause__, _CAUSE
         elif current.__context__ is not None and not current.__suppress_context__:
@@ -39,9 +39,13 @@ def for_report(exc: BaseException, level: str) -> str:
     return "".join(reversed(parts))
 
 
-def _one(exc: BaseException, level: str) -> str:
-    frames = traceback.StackSummary.extract(traceback.walk_tb(exc.__traceback__),
-                                            capture_locals=False)
+def _one(exc: BaseException, level: str, outermost: bool) -> str:
+    tb = exc.__traceback__
+    if outermost:  # as the caller's text: without the frames that called the task
+        from .child import from_the_task
+
+        tb = from_the_task(tb)
+    frames = traceback.StackSummary.extract(traceback.walk_tb(tb), capture_locals=False)
     head = "Traceback (most recent call last):\n" if frames else ""
     lines = [head, *frames.format(), _headline(exc, level)]
     if level != "types":

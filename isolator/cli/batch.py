@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import IO, Any
 
-from .._errors import MemoryLimitExceeded, TaskTimeout
+from .._errors import MemoryLimitExceeded, RemoteTraceback, TaskTimeout
 from .files import UnsafePath, check_folder, refuse_link
 from .journal import Journal, JournalError, rebuild
 
@@ -64,6 +64,8 @@ def _inputs(path: str) -> Iterator[tuple[int, str]]:
 
 def _error_row(index: int, exc: BaseException) -> dict[str, Any]:
     error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc.__cause__, RemoteTraceback):  # where it failed, as the child said
+        error["traceback"] = exc.__cause__.tb
     if isinstance(exc, MemoryLimitExceeded):
         error.update(kind=exc.kind, peak=exc.peak, limit=exc.limit)
         path = getattr(exc.report, "path", None)

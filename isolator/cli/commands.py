@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"report: {saved.path}/report.html", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the program's job is to say how the call ended
+        text = child_traceback(exc)
+        if text is not None:  # where it failed, as python would have shown it
+            print(text.rstrip("\n"), file=sys.stderr)
         print(f"isolator run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(result, default=repr))
@@ -228,3 +231,12 @@ def _prune(directory: str, keep: str | None) -> int:
         return EXIT_USAGE
     print(f"removed {len(done.removed)} reports, kept {done.kept}, in {directory}")
     return EXIT_OK
+
+
+def child_traceback(exc: BaseException) -> str | None:
+    """The traceback the child formatted for ``exc``, when it raised there (a timeout or
+    a death has none)."""
+    from .._errors import RemoteTraceback
+
+    cause = exc.__cause__
+    return cause.tb if isinstance(cause, RemoteTraceback) else None
