@@ -9,8 +9,9 @@ looks after each one: an import that started a Python thread (the zygote forks e
 child, and a fork copies a lock another thread holds) or opened a connection (every
 child would share it) is reported and said in a log line. The set is bounded: at most
 ``MAX_MODULES`` modules, and the zygote stops growing past ``MAX_RSS`` (or a quarter of
-the cap of the task that asked), since every preloaded page is part of every child's
-memory from its first instruction.
+the cap of the task that asked), since every preloaded page is mapped in every child
+from its first instruction: shared, and not counted against its cap, but copied into
+each child that writes to it (a refcount is a write), and then counted there.
 """
 
 from __future__ import annotations
