@@ -156,3 +156,16 @@ def test_a_breach_inside_one_c_call_still_leaves_a_report(tmp_path: Path) -> Non
     assert info.value.kind == "hard" and info.value.signal == "SIGKILL"
     report = info.value.report
     assert report.path is not None and "heap" in report.missing and report.timeline
+
+
+@pytest.mark.timeout(60)
+def test_rlimit_data_counts_from_the_childs_start_as_the_cap_does() -> None:
+    # A zygote holding numpy hands every child ~90 MiB of data segment that BLAS reserved
+    # and never touched: counted from zero, a 64 MiB RLIMIT_DATA refused even the task's
+    # unpickling. Counted from the child's start, the task has its 64 MiB.
+    pytest.importorskip("numpy")
+    call = isolated(max_mem="64MiB", rlimit_data=True, preload=["numpy"], report_dir=None)
+    assert call(w.need_mib)(40) == 40
+    with pytest.raises(MemoryLimitExceeded) as info:
+        call(w.need_mib)(96)
+    assert info.value.kind == "rlimit"

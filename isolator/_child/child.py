@@ -28,7 +28,7 @@ from .._wire import pickling as _serialize
 from .._wire import platform as _platform
 from .._wire.procfs import StatusReader, descendants, self_rss
 from .._wire.spec import BREACH_SIGNAL, ChildSpec
-from .forensics_hook import heap_forensics
+from .forensics_hook import data_size, heap_forensics
 from .tracebacks import for_report
 
 _spec = ChildSpec(None, None, None, "")
@@ -211,7 +211,11 @@ def _prepare(spec: ChildSpec, stdio: list[int]) -> None:
     if spec.cgroup_procs is not None:
         join_cgroup(spec.cgroup_procs)
     if spec.rlimit_data is not None:
-        resource.setrlimit(resource.RLIMIT_DATA, (spec.rlimit_data, resource.RLIM_INFINITY))
+        # Counted from the data segment we start with, the zygote's (a preloaded numpy's
+        # reserved buffers, tens of MiB never touched, among it), as the cap counts
+        # what a child holds of its own.
+        limit = spec.rlimit_data + data_size()
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.RLIM_INFINITY))
     if spec.cwd != os.getcwd():
         os.chdir(spec.cwd)
     global _limit, _spec

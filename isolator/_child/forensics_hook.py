@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 #: without a per-task count.
 baseline: Any = None
 
+#: Under ``RLIMIT_DATA``, the data segment a heap walk needs left at the least: listing the
+#: objects of a small heap takes about 1 MiB, and the walk's own tables as much again.
+RLIMIT_WALK_ROOM = 4 << 20
+
 
 def take_baseline() -> None:
     """Called in the zygote: count its heap once, for every child it forks next."""
@@ -58,11 +62,18 @@ def heap_forensics(exc: BaseException, spec: ChildSpec, task_started: float,
     # private pages if they are more (copies of the zygote's that the task made).
     headroom = max(spec.limit - _counted(hello_rss), 0) if spec.limit else None
     if spec.rlimit_data is not None:  # the kernel refuses what passes the data segment's
-        left = max(spec.rlimit_data - _data_size(), 0)
+        import resource
+
+        left = max(resource.getrlimit(resource.RLIMIT_DATA)[0] - data_size(), 0)
+        if left < RLIMIT_WALK_ROOM:  # even listing the heap's objects would be refused
+            return None
         headroom = left if headroom is None else min(headroom, left)
-    return forensics.collect(level=spec.forensics, frame=tb.tb_frame if tb else None,
-                             baseline=baseline, time_budget=spec.forensics_budget,
-                             headroom=headroom, traceback=exc.__traceback__)
+    try:
+        return forensics.collect(level=spec.forensics, frame=tb.tb_frame if tb else None,
+                                 baseline=baseline, time_budget=spec.forensics_budget,
+                                 headroom=headroom, traceback=exc.__traceback__)
+    except MemoryError:  # refused under RLIMIT_DATA after all: the breach still goes out
+        return None
 
 
 def _counted(hello_rss: int) -> int:
@@ -80,7 +91,7 @@ def _counted(hello_rss: int) -> int:
         rollup.close()
 
 
-def _data_size() -> int:
+def data_size() -> int:
     """This process's data segment (``VmData``), which ``RLIMIT_DATA`` caps: every private
     writable mapping, the zygote's pages it shares included."""
     with open("/proc/self/status", "rb") as fh:

@@ -263,9 +263,9 @@ class LimitOptions(TypedDict, total=False):
         _seconds, Flag("--timeout", "S", float))]
     rlimit_data: Annotated[bool, Option(
         False,
-        "also set `RLIMIT_DATA` to `max_mem` in the child, so a too-large allocation fails "
-        "before any page is touched (kind `\"rlimit\"`). It counts reserved, untouched "
-        "memory too.",
+        "also set `RLIMIT_DATA` in the child to `max_mem` past the data segment it starts "
+        "with, so a too-large allocation fails before any page is touched (kind "
+        "`\"rlimit\"`). It counts reserved, untouched memory too.",
         _flag, Flag("--rlimit-data"))]
     cgroup: Annotated[CgroupMode, Option(
         False,
