@@ -152,3 +152,14 @@ def test_exec_another_program_is_named_by_its_command_and_not_walked(tmp_path: P
     assert done.returncode == 137, done.stderr
     assert "program.sh" in done.stderr and "Program" not in done.stderr
     assert "who keeps it alive" not in done.stderr  # no walk of the wrapper's heap
+
+
+def test_exec_python_c_exits_and_fails_as_python_would(tmp_path: Path) -> None:
+    done = isolator("exec", "--max-mem", "64MiB", "--", "python", "-c",
+                    "import sys; sys.exit('bad input')", cwd=tmp_path)
+    assert done.returncode == 1 and "bad input" in done.stderr
+    done = isolator("exec", "--max-mem", "64MiB", "--", "python", "-c",
+                    "rows = {}\nrows['missing']", cwd=tmp_path)
+    assert done.returncode == 1
+    assert 'File "<string>", line 2, in <module>' in done.stderr
+    assert "KeyError: 'missing'" in done.stderr and "isolator" + os.sep not in done.stderr

@@ -91,7 +91,10 @@ def _as_main(code: Any, **attributes: Any) -> int:
         exec(code, main.__dict__)  # noqa: S102 - what the user asked to run
     except SystemExit as exc:
         status = exc.code
-        return status if isinstance(status, int) else (0 if status is None else 1)
+        if status is None or isinstance(status, int):
+            return status or 0
+        print(status, file=sys.stderr)  # sys.exit("message"): python prints it, exits 1
+        return 1
     return 0
 
 

@@ -19,7 +19,15 @@ import sys
 from typing import Any
 
 from .._errors import ConfigurationError, MemoryLimitExceeded, TaskTimeout, WorkerLost
-from .commands import EXIT_FAILED, EXIT_USAGE, UsageError, cap_arguments, cap_options, flag_words
+from .commands import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    UsageError,
+    cap_arguments,
+    cap_options,
+    child_traceback,
+    flag_words,
+)
 
 EXIT_BREACH = 137  # 128 + SIGKILL: what a kernel OOM kill looks like
 EXIT_TIMEOUT = 124  # as coreutils' timeout
@@ -94,6 +102,9 @@ def exec_(args: argparse.Namespace) -> int:
         print(f"isolator exec: {exc}", file=sys.stderr)
         return _lost_status(exc)
     except Exception as exc:  # noqa: BLE001 - say how the program ended
+        text = child_traceback(exc)
+        if text is not None:  # a Python program that raised: as python would show it
+            print(text.rstrip("\n"), file=sys.stderr)
         print(f"isolator exec: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return status_of(int(code))
