@@ -115,6 +115,9 @@ def test_reports_prune_on_the_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "removed 2 reports, kept 2" in done.stdout
     assert done.stdout.count("etl.step") == 2
+    kept = cli(tmp_path, "reports", str(tmp_path), "--prune", "--keep", "all")
+    assert kept.returncode == 0 and "kept every report" in kept.stdout
+    assert kept.stdout.count("etl.step") == 2
     bad = cli(tmp_path, "reports", str(tmp_path), "--prune", "--keep", "forever")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "--keep 'forever'" in bad.stderr
@@ -124,3 +127,10 @@ def test_reports_prune_on_the_command_line(tmp_path: Path) -> None:
 def test_report_keep_takes_only_the_documented_forms(value: object) -> None:
     with pytest.raises(ConfigurationError, match="report_keep"):
         isolated(report_keep=value)(len)  # type: ignore[arg-type]
+
+
+def test_report_keep_all_keeps_every_report_as_none_does(tmp_path: Path) -> None:
+    call = isolated(report_keep="all")(len)
+    assert call.reporting.report_keep is None
+    done = cli(tmp_path, "run", "_workloads:echo", "1", "--report-keep", "all")
+    assert done.returncode == 0, done.stderr

@@ -174,7 +174,7 @@ def _directory(name: str, value: Any) -> str | Default | None:
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw])\s*$")
 KEEP_FORMS = ("a count of reports (1000), an age ('30d'; s, m, h, d or w), both (1000, "
-              "'30d') or '1000,30d', or None to keep every report")
+              "'30d') or '1000,30d', or None (or 'all') to keep every report")
 
 
 class Retention(NamedTuple):
@@ -188,6 +188,8 @@ class Retention(NamedTuple):
 def _keep(name: str, value: Any) -> Retention | None:
     if value is None or isinstance(value, Retention):
         return value
+    if isinstance(value, str) and value.strip().lower() == "all":  # the command line's None
+        return None
     parts: list[Any]
     if isinstance(value, str):
         parts = [part for part in value.split(",") if part.strip()]
@@ -306,7 +308,7 @@ class ReportingOptions(TypedDict, total=False):
         "the newest count, and those older than the age, are removed (never one still "
         "being written, nor a folder not named as a report). A count (`1000`), an age "
         "(`\"30d\"`; `s`, `m`, `h`, `d`, `w`), both (`(1000, \"30d\")`, or `\"1000,30d\"` "
-        "on the command line), or None to keep every report.",
+        "on the command line), or None (`all` on the command line) to keep every report.",
         _keep, Flag("--report-keep", "KEEP"))]
 
 

@@ -178,8 +178,8 @@ def reports_arguments(parser: argparse.ArgumentParser) -> None:
                         help="remove the reports --keep does not keep (never one still being "
                              "written), then list the rest")
     parser.add_argument("--keep", metavar="KEEP", default=None,
-                        help="with --prune: a count (1000), an age (30d; s, m, h, d, w) or "
-                             "both (1000,30d); default: report_keep's, 1000,30d")
+                        help="with --prune: a count (1000), an age (30d; s, m, h, d, w), "
+                             "both (1000,30d) or all; default: report_keep's, 1000,30d")
 
 
 def reports(args: argparse.Namespace) -> int:
@@ -220,10 +220,14 @@ def _prune(directory: str, keep: str | None) -> int:
 
     option = declared(ReportingOptions)["report_keep"][1]
     try:
-        retention: Retention = option.check("--keep", option.default if keep is None else keep)
+        retention: Retention | None = option.check(
+            "--keep", option.default if keep is None else keep)
     except ConfigurationError as exc:
         print(f"isolator reports: {str(exc).replace('--keep=', '--keep ')}", file=sys.stderr)
         return EXIT_USAGE
+    if retention is None:  # --keep all
+        print(f"kept every report in {directory}")
+        return EXIT_OK
     try:
         done = prune(directory, retention.newest, retention.age)
     except OSError as exc:
