@@ -192,3 +192,14 @@ def append_then_grow(shared: Any, mib: int) -> int:
     shared.append("about to grow")
     hold = [bytearray(b"\x01") * (1 << 20) for _ in range(4 * mib)]
     return len(hold)
+
+
+def raise_from_a_module_only_the_child_has() -> None:
+    """An exception whose class lives in a module made in the child alone."""
+    import types
+
+    module = types.ModuleType("made_in_the_child")
+    sys.modules[module.__name__] = module
+    cls = type("ChildOnlyError", (Exception,), {"__module__": module.__name__})
+    module.ChildOnlyError = cls  # type: ignore[attr-defined]
+    raise cls("its class is not importable in the caller")

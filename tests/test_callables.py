@@ -99,11 +99,7 @@ def test_functions_defined_in_main_even_after_the_first_call(tmp_path: Path) -> 
             raise AssertionError("no exception")
         print("ok")
     """))
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=60, env=env, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    _runs_ok(script)
 
 
 def test_a_main_function_using_the_scripts_own_module_sends_that_module_by_name(
@@ -135,6 +131,11 @@ def test_a_main_function_using_the_scripts_own_module_sends_that_module_by_name(
                 assert [v for v, _ in pool.map(work, range(50))] == [2 * x + 1 for x in range(50)]
             print("ok")
     """))
+    _runs_ok(script)
+
+
+def _runs_ok(script: Path) -> None:
+    """Run ``script`` as a user runs one (its own ``__main__``); it prints "ok"."""
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=60, env=env, check=False)

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import _exceptions_sent_back as sent
+import _fidelity_workloads as fw
 import pytest
 
 import isolator
@@ -167,15 +167,14 @@ def test_design_md_says_truly_what_becomes_of_an_exception_that_will_not_pickle(
             "`SerializationError` carrying its type name, its message and the child's "
             "traceback") in design
     # Rebuilt from its class, args and __dict__ when its __init__ cannot be called again.
-    with pytest.raises(sent.ParseError) as parse_error:
-        isolated(sent.raise_parse_error)()
-    assert parse_error.value.line == 7 and str(parse_error.value) == "unexpected token"
+    with pytest.raises(fw.ParseError) as parse_error:
+        isolated(fw.raise_parse_error)()
+    assert parse_error.value.line == 3 and str(parse_error.value) == "bad token"
     assert isinstance(parse_error.value.__cause__, RemoteTraceback)
     # Neither pickle nor dill can send it; its class not importable here: RemoteError.
     for task, type_name, message in (
-            (sent.raise_holding_a_generator, "_exceptions_sent_back.HoldsAGenerator",
-             "cannot travel"),
-            (sent.raise_from_a_module_only_the_child_has, "made_in_the_child.ChildOnlyError",
+            (fw.raise_hopeless, "_fidelity_workloads.HopelessError", "lost in transit"),
+            (fw.raise_from_a_module_only_the_child_has, "made_in_the_child.ChildOnlyError",
              "its class is not importable in the caller")):
         with pytest.raises(RemoteError) as remote:
             isolated(task)()

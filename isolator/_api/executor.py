@@ -128,16 +128,7 @@ class IsolatedExecutor(Executor):
     def map(self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1) -> Iterator[T]:
         """Results in input order. With ``chunksize`` > 1 each chunk is one child."""
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
-        end = None if timeout is None else time.monotonic() + timeout
-        name = function_name(fn)
-        if chunksize == 1:
-            futures = [self._submit(fn, args, {}, name) for args in zip(*iterables, strict=False)]
-        else:
-            futures = [self._submit(run_chunk, (fn, chunk), {}, name)
-                       for chunk in chunks(zip(*iterables, strict=False), chunksize)]
-        return _results_in_order(futures, end, flatten=chunksize > 1)
+        return map_in_units(self._submit, fn, iterables, timeout, chunksize)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work; optionally cancel what has not started; wait if asked."""
@@ -184,6 +175,24 @@ every deliberate difference from ``ProcessPoolExecutor``.
 
 """ + docstring(PoolOptions)
 show_options(IsolatedExecutor.__init__, PoolOptions)
+
+
+def map_in_units(submit: Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any], str],
+                                  Future[Any]],
+                 fn: Callable[..., Any], iterables: tuple[Iterable[Any], ...],
+                 timeout: float | None, chunksize: int) -> Iterator[Any]:
+    """``Executor.map`` over ``submit(fn, args, kwargs, name)``: every unit submitted now,
+    an item or a chunk of ``chunksize`` items each, and their results in input order."""
+    if chunksize < 1:
+        raise ValueError("chunksize must be >= 1.")
+    end = None if timeout is None else time.monotonic() + timeout
+    name = function_name(fn)
+    if chunksize == 1:
+        futures = [submit(fn, args, {}, name) for args in zip(*iterables, strict=False)]
+    else:
+        futures = [submit(run_chunk, (fn, chunk), {}, name)
+                   for chunk in chunks(zip(*iterables, strict=False), chunksize)]
+    return _results_in_order(futures, end, flatten=chunksize > 1)
 
 
 def _results_in_order(futures: list[Future[Any]], end: float | None,

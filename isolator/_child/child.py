@@ -29,7 +29,7 @@ from .._wire import platform as _platform
 from .._wire.procfs import StatusReader, descendants, self_rss
 from .._wire.spec import BREACH_SIGNAL, ChildSpec
 from .forensics_hook import data_size, heap_forensics
-from .tracebacks import for_report
+from .tracebacks import for_report, from_the_task
 
 _spec = ChildSpec(None, None, None, "")
 _armed = False  # the soft limit's signal raises MemoryLimitExceeded (the user's code runs)
@@ -364,19 +364,6 @@ def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         _armed = _in_task = False
         if tracker is not None:
             tracker.__exit__(None, None, None)
-
-
-_OWN_FILES = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def from_the_task(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """``tb`` from the task's first frame on: the frames of this package that called the
-    task (serving it, timing it, unwrapping a chunk) say nothing to whoever reads it.
-    Frames after the task's stay (the soft limit's handler raised there)."""
-    found = tb
-    while found is not None and found.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
-        found = found.tb_next
-    return found if found is not None else tb  # nothing but ours: it failed before the task
 
 
 def _pack_exception(exc: BaseException) -> bytes:

@@ -6,12 +6,15 @@ follows the forensics level: ``types`` keeps every frame's location and the exce
 type names but no message (a secret in a ``KeyError`` being handled at the breach is
 data), the other levels cut every message, note included, as a value's repr is cut.
 Source lines are kept at every level: they are the code, not the data it ran on; so are
-isolator's own messages (the soft limit's), which say nothing of the data.
+isolator's own messages (the soft limit's), which say nothing of the data. Both texts,
+the caller's and the report's, start at the task's first frame (``from_the_task``).
 """
 
 from __future__ import annotations
 
+import os
 import traceback
+from types import TracebackType
 
 #: What a message is cut to outside the ``types`` level (the heap walk's repr limit).
 MESSAGE_LIMIT = 80
@@ -19,6 +22,19 @@ WITHHELD = "<message withheld at the types level>"
 
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+_OWN_FILES = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def from_the_task(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from the task's first frame on: the frames of this package that called the
+    task (serving it, timing it, unwrapping a chunk) say nothing to whoever reads it.
+    Frames after the task's stay (the soft limit's handler raised there)."""
+    found = tb
+    while found is not None and found.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
+        found = found.tb_next
+    return found if found is not None else tb  # nothing but ours: it failed before the task
 
 
 def for_report(exc: BaseException, level: str) -> str:
@@ -42,8 +58,6 @@ def for_report(exc: BaseException, level: str) -> str:
 def _one(exc: BaseException, level: str, outermost: bool) -> str:
     tb = exc.__traceback__
     if outermost:  # as the caller's text: without the frames that called the task
-        from .child import from_the_task
-
         tb = from_the_task(tb)
     frames = traceback.StackSummary.extract(traceback.walk_tb(tb), capture_locals=False)
     head = "Traceback (most recent call last):\n" if frames else ""

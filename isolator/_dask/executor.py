@@ -4,7 +4,6 @@ each in a fresh capped child of a worker's zygote."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from concurrent.futures import wait as wait_for
@@ -12,8 +11,7 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
 from .._api.decorator import function_name, task_payload, warm_modules
-from .._api.executor import _results_in_order, chunks
-from .._child.calls import run_chunk
+from .._api.executor import map_in_units
 from .._errors import ConfigurationError, PoolClosed, SerializationError
 from .._model.options import CallOptions, docstring, show_options
 from .._model.settings import settle
@@ -110,16 +108,7 @@ class DaskExecutor(Executor):
             chunksize: int = 1) -> Iterator[T]:
         """Results in input order. With ``chunksize`` > 1 each chunk is one task: one
         child on a worker, under one cap, for that many items."""
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
-        end = None if timeout is None else time.monotonic() + timeout
-        name = function_name(fn)
-        if chunksize == 1:
-            futures = [self._submit(fn, args, {}, name) for args in zip(*iterables, strict=False)]
-        else:
-            futures = [self._submit(run_chunk, (fn, chunk), {}, name)
-                       for chunk in chunks(zip(*iterables, strict=False), chunksize)]
-        return _results_in_order(futures, end, flatten=chunksize > 1)
+        return map_in_units(self._submit, fn, iterables, timeout, chunksize)
 
     # -- what units tell the executor (its collector's thread) -------------------------------
 

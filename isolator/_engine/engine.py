@@ -461,7 +461,7 @@ class Engine:
         self.sampler.watch(child.watch)
         # Its RSS as it reports it between tasks (all of it, the zygote's pages too): the
         # baseline its recycle policy measures growth from.
-        child.baseline_rss = max(child.watch.first_rss, 0)
+        child.baseline_rss = rss
         if child.killing:  # stopped before it started
             child.watch.kill()
         elif job is None:

@@ -68,12 +68,10 @@ class Watch:
     shares: dict[int, tuple[int, int]] = field(default_factory=dict)
     rollups: dict[int, RollupReader] = field(default_factory=dict)
     # Alone in its tree: the RSS it started with (the zygote's pages it shares, which
-    # are not its own: as the child read it for its HELLO, ``hello_rss``, before the
-    # task ran, so a task that allocated before the first sample still counts that),
-    # and at the last read of its rollup, its private pages and RSS.
-    hello_rss: int | None = None
-    base: int = -1
-    first_rss: int = -1  # as read, the zygote's pages too
+    # are not its own: as the child read it for its HELLO, before the task ran, so a
+    # task that allocated before the first sample still counts that), and at the last
+    # read of its rollup, its private pages and RSS.
+    hello_rss: int = 0
     private: tuple[int, int] | None = None
     rollup_at: float = 0.0
     rollup_every: float = 0.05
@@ -146,10 +144,7 @@ class Watch:
         """What the process alone in its tree counts: its RSS beyond what it started
         with (the zygote's pages, shared), or its private pages at the last rollup and
         its growth since, whichever is more."""
-        if self.base < 0:
-            self.first_rss = rss
-            self.base = rss if self.hello_rss is None else min(rss, self.hello_rss)
-        grown = rss - self.base
+        grown = rss - self.hello_rss
         if self.private is not None:
             private, then = self.private
             grown = max(grown, private + rss - then)

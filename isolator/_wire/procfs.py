@@ -44,7 +44,6 @@ class StatusReader:
             self._fd = -1
 
 
-_PSS = re.compile(rb"Pss_Anon:\s+(\d+) kB\n(?:.*\n)*?Pss_Shmem:\s+(\d+) kB")
 _FIELD = re.compile(rb"^(Pss_Dirty|Pss_Anon|Pss_Shmem|Private_Dirty):\s+(\d+) kB", re.M)
 
 
@@ -63,16 +62,18 @@ class RollupReader:
     def __init__(self, pid: int) -> None:
         self._fd = os.open(f"/proc/{pid}/smaps_rollup", os.O_RDONLY | os.O_CLOEXEC)
 
-    def _read(self) -> bytes:
+    def _fields(self) -> dict[bytes, int]:
+        """The fields read, in bytes; none once the process is gone."""
         try:
-            return os.pread(self._fd, 4096, 0)
+            data = os.pread(self._fd, 4096, 0)
         except OSError:
-            return b""
+            return {}
+        return {name: int(kib) * 1024 for name, kib in _FIELD.findall(data)}
 
     def pss(self) -> int:
         """Bytes of Pss_Anon + Pss_Shmem; 0 once the process is gone."""
-        match = _PSS.search(self._read())
-        return (int(match.group(1)) + int(match.group(2))) * 1024 if match else 0
+        fields = self._fields()
+        return fields.get(b"Pss_Anon", 0) + fields.get(b"Pss_Shmem", 0)
 
     def private(self) -> int:
         """Bytes of the dirty pages only it maps, less its dirty file pages; 0 once the
@@ -83,7 +84,7 @@ class RollupReader:
         in ``Private_Dirty`` though it is the page cache's, not the task's. Its share of
         dirty file pages is ``Pss_Dirty - Pss_Anon - Pss_Shmem``; taken off, what is left
         is its anonymous private memory, or a little less."""
-        fields = {name: int(kib) * 1024 for name, kib in _FIELD.findall(self._read())}
+        fields = self._fields()
         if b"Pss_Dirty" not in fields:
             return 0
         file_dirty = fields[b"Pss_Dirty"] - fields.get(b"Pss_Anon", 0) - \
