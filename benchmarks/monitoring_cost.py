@@ -4,8 +4,9 @@ The same pure-Python loop (about 0.2 s) runs in a fresh child per call, in these
 
 * bare fork       os.fork() child of this process, no sampler: the reference the goal
                   names
-* sampling off    @isolated(max_mem="1GiB") with isolator's Sampler.watch patched out in
-                  this process: the same zygote child, minus the monitoring
+* sampling off    @isolated(max_mem="1GiB") with isolator's WardenLink.watch patched in
+                  this process so the warden is never told of the child: the same
+                  zygote child, minus the monitoring
 * isolator cap    @isolated(max_mem="1GiB"): usage low and flat, sampler at 10 ms
 * isolator none   @isolated() without max_mem: no cap, yet the sampler still reads the
                   child every 10 ms (the diagnostic below shows it)
@@ -20,11 +21,10 @@ of a noisy machine hit both sides of a pair alike. Reported: the median over rou
 the per-pair ratio, its IQR, and the ratio of the fastest runs of each side (the
 sampler's cost is steady, so it shows in the fastest run too; a neighbour's noise
 does not). An A/A pair (bare fork vs bare fork) shows the noise floor. A diagnostic run
-first counts the sampler's reads per second for each isolator variant (by wrapping
-isolator's StatusReader.rss in this process) to show the interval it really ran at, and
-the CPU time of isolator's sampler thread per second of the call (its own thread CPU
-clock), the direct cost of monitoring: on a machine with a spare core it runs beside
-the task; on a saturated one the task would lose about that much.
+first measures the CPU time of isolator's warden (the process that samples; from
+/proc/<pid>/schedstat) per second of the call, the direct cost of monitoring: on a machine
+with a spare core it runs beside the task; on a saturated one the task would lose about
+that much.
 
     python benchmarks/monitoring_cost.py [--quick] [-r ROUNDS] [--loop N] [--cpu N]
 
@@ -56,21 +56,24 @@ _SAMPLING = [True]
 
 def _install_sampler_switch() -> None:
     """Let the benchmark turn isolator's sampling off for one call (a reference that is
-    the same zygote child, minus the monitoring). Patched in this process only; the
-    supervisor thread calls Sampler.watch when the child says HELLO."""
-    from isolator._engine import sampler as _sampler
+    the same zygote child, minus the monitoring). Patched in this process only: the
+    engine thread calls WardenLink.watch when the child says HELLO; unwatched, the
+    warden never reads the child (and answers "no facts" for it)."""
+    from isolator._engine import warden_link as _link
 
-    original = _sampler.Sampler.watch
+    original = _link.WardenLink.watch
     if getattr(original, "_bench_switch", False):
         return
 
-    def watch(self, w):
+    def watch(self, pid, limit, soft, hello_rss):
         if _SAMPLING[0]:
-            return original(self, w)
-        return None  # unwatched: no reads, no limit; unwatch() copes with that
+            return original(self, pid, limit, soft, hello_rss)
+        view = _link.WatchView(pid, self)
+        self.views[pid] = view
+        return view
 
     watch._bench_switch = True
-    _sampler.Sampler.watch = watch
+    _link.WardenLink.watch = watch
 
 
 def _unsampled(fn):
@@ -122,58 +125,37 @@ PAIRS = [
 ]
 
 
-def _thread_clock(name: str) -> int | None:
-    """The CPU-time clock of this process's thread called ``name`` (isolator's own)."""
-    import threading
+def _warden_cpu() -> float:
+    """The CPU seconds isolator's warden has used so far."""
+    from isolator._engine.engine import get_engine
 
-    for thread in threading.enumerate():
-        if thread.name == name and thread.ident is not None:
-            try:
-                return time.pthread_getcpuclockid(thread.ident)
-            except (AttributeError, OSError):
-                return None
-    return None
+    pid = get_engine().warden_pid
+    with open(f"/proc/{pid}/schedstat") as fh:  # ns on the CPU (stat's ticks are 10 ms)
+        return int(fh.read().split()[0]) / 1e9
 
 
 def sample_rates(loop: int) -> dict[str, dict[str, float]]:
-    """Per isolator variant, one diagnostic call each: sampler reads per second, the CPU
-    time of isolator's sampler thread per second of the call, and the CPU time of this
-    whole process per second against the same call with sampling off."""
-    from isolator._wire import procfs as _procfs
-
-    counts: dict[int, int] = {}
-    original = _procfs.StatusReader.rss
-
-    def counting(self):
-        counts[self.pid] = counts.get(self.pid, 0) + 1
-        return original(self)
-
+    """Per isolator variant, one diagnostic call each: the CPU time of isolator's warden
+    per second of the call, and the CPU time of this whole process per second against
+    the same call with sampling off."""
     vs = variants(loop)
-    vs[OFF]()  # make sure the supervisor and its threads exist
-    sampler_clock = _thread_clock("isolator-sampler")
+    vs[OFF]()  # make sure the engine and its warden exist
 
     def measure(fn) -> dict[str, float]:
-        s0 = time.clock_gettime(sampler_clock) if sampler_clock is not None else 0.0
+        s0 = _warden_cpu()
         c0, t0 = time.process_time(), time.perf_counter()
         fn()
         wall = time.perf_counter() - t0
-        s1 = time.clock_gettime(sampler_clock) if sampler_clock is not None else float("nan")
         return {"wall": wall, "process": (time.process_time() - c0) / wall,
-                "sampler": (s1 - s0) / wall}
+                "sampler": (_warden_cpu() - s0) / wall}
 
     references = {CAP: OFF, NONE: OFF, NEAR: OFF_HOLD}
     out = {}
-    _procfs.StatusReader.rss = counting
-    try:
-        for name in ISOLATOR:
-            base = measure(vs[references[name]])
-            counts.clear()
-            m = measure(vs[name])
-            reads = sum(counts.values())
-            m.update(reads=reads, rate=reads / m["wall"], base=base["process"])
-            out[name] = m
-    finally:
-        _procfs.StatusReader.rss = original
+    for name in ISOLATOR:
+        base = measure(vs[references[name]])
+        m = measure(vs[name])
+        m.update(base=base["process"])
+        out[name] = m
     return out
 
 
@@ -202,14 +184,11 @@ def main() -> int:
         fn()
 
     rates = sample_rates(diag_loop)
-    print(f"\nDiagnostic: the sampler's reads and CPU per second of a call "
+    print(f"\nDiagnostic: the warden's CPU per second of a call "
           f"({diag_loop:,}-iteration loop, one call each; includes start-up)")
     print(_common.table(
-        ["variant", "reads", "reads/s", "implied interval", "sampler thread CPU",
-         "CPU per read", "caller process CPU", "same call, sampling off"],
-        [[n, int(m["reads"]), f"{m['rate']:.0f}", f"{1e3 / m['rate']:.2f} ms" if m["rate"] else "-",
-          f"{m['sampler'] * 100:.2f}% of a core",
-          f"{m['sampler'] * m['wall'] / m['reads'] * 1e6:.0f} us" if m["reads"] else "-",
+        ["variant", "warden CPU", "caller process CPU", "same call, sampling off"],
+        [[n, f"{m['sampler'] * 100:.2f}% of a core",
           f"{m['process'] * 100:.2f}%", f"{m['base'] * 100:.2f}%"]
          for n, m in rates.items()]))
 

@@ -15,7 +15,11 @@ independent cross-check each child also writes, to a file page this process read
 the child is gone, the highest RSS it saw itself (read at its own bytecode boundaries,
 so it cannot see inside one long C call) -- a lower bound of the true peak.
 
-    python benchmarks/overshoot.py [--quick] [-r REPEATS]
+``--busy-caller`` runs the same while a thread of this process sorts a 3-million-item
+list over and over (one C call holding the GIL for about 0.3 s at a time), as a caller
+that merges results while its tasks run does: the cap must hold just the same.
+
+    python benchmarks/overshoot.py [--quick] [-r REPEATS] [--busy-caller]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 import _common
@@ -47,6 +52,12 @@ WORKLOADS = {
     "numpy-ones (1 call)": _workloads.numpy_ones,
     "ctypes-C (PyDLL malloc+memset 64 MiB)": _workloads.ctypes_malloc,
 }
+
+
+def _hold_the_gil(stop: threading.Event) -> None:
+    data = list(range(3_000_000, 0, -1))
+    while not stop.is_set():
+        sorted(data)
 
 
 def run_once(fn, board: str) -> dict:
@@ -75,6 +86,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run (< 20 s)")
     parser.add_argument("-r", "--repeats", type=int, default=None, help="runs per workload")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
+    parser.add_argument("--busy-caller", action="store_true",
+                        help="a thread of this process holds the GIL in long sorts meanwhile")
     args = parser.parse_args()
     repeats = args.repeats or (3 if args.quick else 20)
 
@@ -94,6 +107,11 @@ def main() -> int:
     fd, board = tempfile.mkstemp(prefix="isolator-bench-", suffix=".board")
     os.close(fd)
     runs: dict[str, list[dict]] = {name: [] for name in funcs}
+    stop = threading.Event()
+    hog = threading.Thread(target=_hold_the_gil, args=(stop,), daemon=True)
+    if args.busy_caller:
+        print("caller: a thread holds the GIL in back-to-back sorts of 3,000,000 items")
+        hog.start()
     try:
         for i in range(repeats):  # interleaved: one run of each workload per round
             for name, fn in funcs.items():
@@ -103,6 +121,9 @@ def main() -> int:
                     print(f"  {i:2d} {name:40s} kind={r['kind']:5s} peak={r['peak']:7.1f} "
                           f"over={r['over']:+6.1f} seen={r['seen']:7.1f} t={r['elapsed']*1e3:6.1f} ms")
     finally:
+        stop.set()
+        if hog.is_alive():
+            hog.join()
         os.unlink(board)
         written = len(os.listdir(reports)) if os.path.isdir(reports) else 0
         shutil.rmtree(reports, ignore_errors=True)

@@ -5,9 +5,10 @@ loaded on first use (PEP 562): the zygote that forks every task child imports th
 package too, and each module it does not load keeps the child's fork cheaper.
 
 Where code runs is in the layout: ``_api`` (the caller's threads), ``_engine`` (the
-engine's thread, and the sampler and reporting threads it starts), ``_child`` (the
-zygote and the task children), ``_wire`` (both sides), ``_model`` (plain values and
-policies), ``forensics`` (in a child, on a breach), ``reports`` and ``cli``.
+engine's thread, and the reporting threads it starts), ``_child`` (the zygote and the
+task children), ``_warden`` (the process that samples every child and enforces its
+cap), ``_wire`` (both sides), ``_model`` (plain values and policies), ``forensics`` (in a
+child, on a breach), ``reports`` and ``cli``.
 """
 
 from __future__ import annotations

@@ -232,6 +232,37 @@ def test_a_swallowed_soft_breach_still_ends_as_one_with_its_report(task: Any) ->
     assert exc.report is not None and "heap" in exc.report.sections
 
 
+# -- the cap holds whatever the caller does ------------------------------------------------
+
+def _hold_the_gil(stop: Any) -> None:
+    data = list(range(3_000_000, 0, -1))
+    while not stop.is_set():
+        sorted(data)  # one C call that holds the GIL for about 0.3 s
+
+
+@pytest.mark.timeout(120)
+def test_the_cap_holds_while_a_caller_thread_holds_the_gil() -> None:
+    # A sampler thread in the caller waited for the GIL through each sort: the task grew
+    # to 509-982 MiB under a 256 MB cap before it was killed.
+    import threading
+
+    import _workloads as w
+
+    call = isolated(max_mem="256MB")(w.grow_python_objects)
+    stop = threading.Event()
+    hog = threading.Thread(target=_hold_the_gil, args=(stop,), name="gil-hog")
+    hog.start()
+    try:
+        for _ in range(2):
+            with pytest.raises(MemoryLimitExceeded) as caught:
+                call(512)  # 2 GiB in 1 MiB steps
+            assert caught.value.kind == "soft", caught.value
+            assert caught.value.peak < 256 * MiB, caught.value.peak >> 20
+    finally:
+        stop.set()
+        hog.join()
+
+
 # -- sizes ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cap", [1.5, "1.5", 100, "0.5KB", "4MB", 15 * MiB])

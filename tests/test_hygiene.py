@@ -109,6 +109,32 @@ def test_a_killed_zygote_fails_running_calls_and_is_replaced() -> None:
     assert engine.zygote_pid not in (None, zygote)
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("running", ["a task", "a reused worker"])
+def test_a_killed_warden_fails_running_calls_and_is_replaced(running: str) -> None:
+    import _workloads as w
+
+    from isolator import IsolatedExecutor, MemoryLimitExceeded, WorkerLost, isolated
+    from isolator._engine.engine import get_engine
+
+    engine = get_engine()
+    warden = engine.warden_pid
+    assert warden is not None
+    with IsolatedExecutor(1, max_mem="128MB", max_tasks_per_child=(
+            1 if running == "a task" else None)) as ex:
+        assert ex.submit(w.echo, 1).result(timeout=30) == 1
+        future = ex.submit(w.sleep_for, 30)
+        time.sleep(0.3)
+        os.kill(warden, signal.SIGKILL)
+        with pytest.raises(WorkerLost, match="warden"):
+            future.result(timeout=10)
+        assert ex.submit(w.echo, 2).result(timeout=30) == 2  # the executor goes on
+    assert engine.warden_pid not in (None, warden)
+    # and the new warden enforces the cap
+    with pytest.raises(MemoryLimitExceeded):
+        isolated(max_mem="64MB")(w.grow_python_objects)(64)
+
+
 @pytest.mark.parametrize("code", ["import time; time.sleep(60)", "raise SystemExit(3)"])
 def test_a_zygote_that_never_says_ready_is_not_left_behind(
         monkeypatch: pytest.MonkeyPatch, code: str) -> None:

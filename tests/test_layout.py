@@ -29,7 +29,9 @@ ALLOWED = {
     "_model": {"_errors", "_units"},
     "forensics": {"_wire", "_errors", "_units"},
     "reports": {"_errors", "_units"},
-    "_engine": {"_wire", "_errors", "_units", "_model", "_child", "reports", "forensics"},
+    "_warden": {"_wire"},
+    "_engine": {"_wire", "_errors", "_units", "_model", "_child", "_warden", "reports",
+                "forensics"},
     "_api": {"_wire", "_errors", "_units", "_model", "_child", "_engine"},
     # The client's side pickles and submits as the pools do (_api's payload, _model's
     # retries, _child's chunk of a map); the worker's side hands each task to that

@@ -41,7 +41,7 @@ _hello_rss = 0  # our RSS as we said HELLO: the zygote's pages, which the cap do
 
 
 def _on_breach(signum: int, frame: FrameType | None) -> None:
-    # Sent by the engine's sampler when the tree crosses the soft limit: the
+    # Sent by the warden's sampler when the tree crosses the soft limit: the
     # exception surfaces at the line that was running, so the child can still report.
     global _armed, _breached
     if _armed:
@@ -63,7 +63,7 @@ def _on_breach(signum: int, frame: FrameType | None) -> None:
 
 
 def _own_memory() -> int:
-    """What the engine's sampler counts of us: our RSS beyond the zygote's pages."""
+    """What the warden's sampler counts of us: our RSS beyond the zygote's pages."""
     return max(self_rss() - _hello_rss, 0)
 
 

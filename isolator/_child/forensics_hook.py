@@ -77,7 +77,7 @@ def heap_forensics(exc: BaseException, spec: ChildSpec, task_started: float,
 
 
 def _counted(hello_rss: int) -> int:
-    """What the engine's sampler counts of this process now (see ``_engine.sampler``)."""
+    """What the warden's sampler counts of this process now (see ``_warden.sampling``)."""
     import os
 
     rss = self_rss()

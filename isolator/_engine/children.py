@@ -18,8 +18,8 @@ from typing import Any, NamedTuple, Protocol
 
 from .._model.values import Limits, Reporting
 from .._wire import frames as _protocol
-from .sampler import Watch
 from .timers import Timer
+from .warden_link import WatchView
 
 _RECV = 1 << 20
 _GATHER = 64  # buffers per sendmsg call, well below any system's IOV_MAX
@@ -123,7 +123,7 @@ class Child:
         self.hello = False  # it said HELLO (read before or after its exit)
         self.pid: int | None = None
         self.status = 0  # its wait status, once the zygote reaped it
-        self.watch: Watch | None = None
+        self.watch: WatchView | None = None
         self.handshake: Timer | None = None
         self.kill: Timer | None = None  # SIGKILL after the grace period, once scheduled
         self.killing = False  # a kill was asked for (maybe before there was a pid)

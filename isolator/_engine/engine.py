@@ -10,8 +10,9 @@ scheduler, as CPython's ``_ExecutorManagerThread`` owns its pending work items.
       │                  ├─ zygote socket: exited / failed              child
       │                  ├─ child sockets: HELLO, TASK, RESULT/RAISED, IDLE
       │                  ├─ timers: handshakes, timeouts, kill grace, retry waits
-      │                  └─ schedulers: the pools' units, on the same thread
-      │                sampler thread: RSS of each child's tree; soft signal, hard kill
+      │                  ├─ schedulers: the pools' units, on the same thread
+      │                  └─ warden socket: its loss (it answers only when asked)
+      │                warden (a process): RSS of each child's tree; soft signal, hard kill
       │                reports thread: breach and leak reports, memray captures, on_report
       └◀── callbacks thread: done-callbacks, progress hooks
 
@@ -57,8 +58,8 @@ from .learning import Learning
 from .offload import IsolatorFuture, Offload, mark_engine_thread
 from .outcome import Ending, resolve
 from .postmortem import Facts, build
-from .sampler import Sampler, Watch
 from .timers import Timer, Timers
+from .warden_link import WardenLink
 from .zygote_link import ZygoteLink
 
 _log = logging.getLogger("isolator")
@@ -96,7 +97,7 @@ class Engine:
         self.closed = False  # no new work: shut down, or the loop died
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
-        self.sampler = Sampler()
+        self.warden = WardenLink()
         self.reports = Offload("isolator-reports")
         self.callbacks = Offload("isolator-callbacks")
         self._thread = threading.Thread(target=self._run, name="isolator-engine", daemon=True)
@@ -175,12 +176,18 @@ class Engine:
     def zygote_pid(self) -> int | None:
         return self._zygote.pid
 
+    @property
+    def warden_pid(self) -> int | None:
+        return self.warden.pid
+
     # -- the loop ------------------------------------------------------------------------
 
     def _run(self) -> None:
         mark_engine_thread(self.callbacks)
         try:
+            self.warden.spawn()  # it starts while the zygote does
             self._selector.register(self._zygote.start(), selectors.EVENT_READ, self._on_ctrl)
+            self._selector.register(self.warden.ready(), selectors.EVENT_READ, self._on_warden)
         except BaseException as exc:  # noqa: BLE001 - reported to the thread that waits
             self._startup_error = exc
             self.closed = True
@@ -205,6 +212,8 @@ class Engine:
             self._handle(key.data, events)
         for action in self.timers.due():
             self._guarded(action)
+        if self.warden.broken:
+            self._warden_lost()
         self._flush()
 
     def _handle(self, handler: Any, events: int) -> None:
@@ -455,10 +464,9 @@ class Engine:
         child.handshake = None
         job = child.current
         limits = job.limits if job is not None else child.limits
-        child.watch = Watch(pid, limits.max_mem, limits.soft_mem, hello_rss=rss)
         if child.slot is not None:
             child.oom_before = child.slot.oom_kills()
-        self.sampler.watch(child.watch)
+        child.watch = self.warden.watch(pid, limits.max_mem, limits.soft_mem, rss)
         # Its RSS as it reports it between tasks (all of it, the zygote's pages too): the
         # baseline its recycle policy measures growth from.
         child.baseline_rss = rss
@@ -483,7 +491,7 @@ class Engine:
         limits = job.limits
         child.reader.limit = frame_limit(limits)
         if not fresh_watch and child.watch is not None:
-            self.sampler.reset(child.watch, limits.max_mem, limits.soft_mem)
+            self.warden.reset(child.watch, limits.max_mem, limits.soft_mem)
             if child.slot is not None and limits.max_mem is not None:
                 child.slot.set_limit(limits.max_mem)
         if limits.timeout is not None:
@@ -495,6 +503,8 @@ class Engine:
         if job is None or job.finished:
             _log.warning("isolator: child %s sent an outcome with no task running", child.pid)
             return
+        if child.watch is not None:  # what the warden saw, before the outcome is judged
+            self.warden.settle(child.watch)
         ok, value, heap = resolve(message, lambda: _ending(child, job, False), job.raw)
         self._finish(job, ok, value, heap)
 
@@ -536,16 +546,17 @@ class Engine:
         job.timeout = None
         child = job.child
         watch = child.watch if child is not None else None
-        peak = watch.peak if watch is not None else 0
+        breach = isinstance(value, MemoryLimitExceeded)
         if watch is not None:
-            watch.settled = True  # no second soft signal for a job that has ended
+            self.warden.settle(watch, timeline=breach)
+        peak = watch.peak if watch is not None else 0
         capture, job.capture = job.capture, None
         if isinstance(value, MemoryLimitExceeded):
             if child is not None:
                 child.tainted = True  # a worker that breached is never reused
             soft_sent = False
             if watch is not None:
-                value.timeline = self.sampler.timeline(watch)
+                value.timeline = list(watch.timeline)
                 soft_sent = watch.soft_sent
             facts = Facts(job.name, job.started_at, time.monotonic() - job.t0, job.limits,
                           job.reporting, heap, capture, job.native_missing, soft_sent)
@@ -586,13 +597,12 @@ class Engine:
         child.state = State.GONE  # from now on no job is given to it
         oom_killed = False
         self.timers.cancel(child.kill)
-        if child.watch is not None:
-            child.watch.kill()  # what is left of the tree: setsid escapees
-            self.sampler.unwatch(child.watch)
+        job = child.current
+        if child.watch is not None:  # it kills what is left of the tree: setsid escapees
+            self.warden.unwatch(child.watch, ask=job is not None and not job.finished)
         if child.slot is not None:
             oom_killed = child.slot.oom_kills() > child.oom_before
             self._release_slot(child)
-        job = child.current
         if job is not None and not job.finished:
             ok, value, _ = resolve(None, lambda: _ending(child, job, oom_killed))
             self._finish(job, ok, value)
@@ -672,8 +682,7 @@ class Engine:
         orphans = list(self._children.values())
         for child in orphans:
             if child.watch is not None:
-                child.watch.kill()
-                self.sampler.unwatch(child.watch)
+                self.warden.unwatch(child.watch, ask=False)
         self._zygote.wait()
         if not self.closed:
             # Before the failures below: their owners may start new work at once.
@@ -686,6 +695,42 @@ class Engine:
         for child in orphans:
             self._lost(child, WorkerLost("the isolator zygote died; the task's child was "
                                          "killed"))
+
+    def _on_warden(self) -> None:
+        # The warden speaks only when asked, and the engine reads each answer as it
+        # asks: readable here means it is gone (or answered too late).
+        self.warden.broken = True
+
+    def _warden_lost(self) -> None:
+        """No cap is enforced without the warden: start another, and kill every child
+        (their tasks fail with ``WorkerLost``; the pools start new workers)."""
+        self._stop_warden()
+        try:
+            self.warden.spawn()
+            self._selector.register(self.warden.ready(), selectors.EVENT_READ, self._on_warden)
+        except BaseException as exc:  # noqa: BLE001 - the children must still be killed
+            _log.error("isolator: the warden could not be restarted: %s", exc)
+            self.closed = True  # this loop ends; the next call starts a new engine
+        for child in list(self._children.values()):
+            if child.watch is None:
+                continue
+            child.watch.kill()
+            job = child.current
+            if job is not None and not job.finished:
+                self._finish(job, False, WorkerLost(
+                    "isolator's warden, the process that enforces the memory cap, was lost; "
+                    "the task's child was killed", pid=child.pid))
+        if self.closed:
+            self._zygote_lost()
+
+    def _stop_warden(self) -> None:
+        if self.warden.sock is not None:
+            try:
+                self._selector.unregister(self.warden.sock)
+            except (KeyError, ValueError):  # never registered: it did not start
+                pass
+        self.warden.close()
+        self.warden.wait()
 
     def _shutdown(self, done: threading.Event) -> None:
         self.closed = True
@@ -722,7 +767,7 @@ class Engine:
                 self._guarded(functools.partial(fail, error))
         self.reports.stop(2.0)
         self.callbacks.stop(2.0)
-        self.sampler.stop()
+        self._stop_warden()
         self._zygote.wait()
         self._cgroups.close()
         self._selector.close()

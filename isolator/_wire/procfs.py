@@ -3,7 +3,7 @@
 The metric is ``RssAnon + RssShmem``: the memory a process really holds. ``RssFile``
 is left out on purpose, because file pages (a big file read through mmap, shared
 libraries) are reclaimable page cache, not memory the task can exhaust the machine with.
-What a task counts is what it holds of its own (``isolator._engine.sampler``): a child
+What a task counts is what it holds of its own (``isolator._warden.sampling``): a child
 shares the zygote's pages (the interpreter, the modules preloaded for it) copy-on-write,
 and those are the zygote's, counted once; in a tree of several processes, which share
 the task's pages after a fork, each counts its proportional share (``RollupReader``), so

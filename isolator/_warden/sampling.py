@@ -1,4 +1,4 @@
-"""The hard cap: one sampler thread samples every running task's process tree.
+"""The hard cap: the warden samples every running task's process tree.
 
 It reads ``RssAnon + RssShmem`` of each process in the tree and counts what the task
 holds of its own (see ``_wire.procfs``): a lone child's memory beyond the zygote's pages
@@ -9,10 +9,13 @@ acts on the sum: past the soft limit it signals the child once (and
 once more if the task goes on a second later), so the child raises
 ``MemoryLimitExceeded`` where it stands and can report; past the hard cap it kills the
 tree at once with SIGKILL. This holds for native code that holds the GIL, because the
-sampler runs in another process.
+sampler runs in another process than the task, and whatever the caller does (a thread
+of its holding the GIL in a long sort, a garbage collection of a big heap), because it
+runs in another process than the caller too.
 
 The interval adapts: 10 ms while usage is low and flat, shrinking with the time the task
-would need at its current growth rate to reach the cap, down to 0.5 ms near the cap
+would need at its current growth rate to reach its soft limit (the cap once the soft
+signal was sent), down to 0.5 ms near the cap
 while it grows (2 ms while it holds steady there). Without a cap, 50 ms: the samples
 only draw the timeline.
 The process tree is re-listed every 50 ms, every 10 ms past half the cap (a listing
@@ -25,8 +28,8 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .._wire.procfs import RollupReader, StatusReader, children
@@ -39,6 +42,7 @@ UNCAPPED = 0.050  # nothing to enforce: the samples only draw the timeline and t
 TREE_SCAN = 0.010  # how often the tree is re-listed near the cap (past half of it)
 TREE_SCAN_FAR = 0.050  # and far from it: listing costs three times a sample
 TIMELINE_POINTS = 2000
+FLAT = 1 << 20  # bytes per second: slower growth than this is no growth
 SOFT_GRACE = 1.0  # seconds a task has to end after its soft limit's exception
 
 
@@ -61,6 +65,7 @@ class Watch:
     killed: bool = False
     timeline: list[tuple[float, int]] = field(default_factory=list)
     step: float = 0.01
+    rate: float = 0.0  # bytes per second, as the interval sees it (see _next_interval)
     readers: dict[int, StatusReader] = field(default_factory=dict)
     pidfds: dict[int, int] = field(default_factory=dict)
     # In a tree of several processes: each one's proportional share of the memory it
@@ -80,7 +85,7 @@ class Watch:
         """A reused worker starts its next task: fresh peak, timeline and soft signal."""
         self.limit, self.soft = limit, soft
         self.started = time.monotonic()
-        self.peak, self.soft_sent, self.step = 0, False, 0.01
+        self.peak, self.soft_sent, self.step, self.rate = 0, False, 0.01, 0.0
         self.soft_at, self.reminded, self.settled = 0.0, False, False
         self.timeline = []
 
@@ -204,58 +209,34 @@ def _signal(pid: int) -> None:
 
 
 class Sampler:
-    """The sampling thread. The engine thread hands it watches (``watch``, ``reset``,
-    ``unwatch``); the sampler alone writes a watch's samples, under its lock, and the
-    engine reads them once the watch is gone or under the same lock."""
+    """Every watched tree, sampled in rounds. The warden's one thread calls ``round`` when
+    the interval it returned last has passed, and hands it watches between rounds."""
 
-    def __init__(self) -> None:
-        self._watches: dict[int, Watch] = {}
-        self._lock = threading.Lock()
-        self._wakeup = threading.Condition(self._lock)
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="isolator-sampler", daemon=True)
-        self._thread.start()
+    def __init__(self, acting: Callable[[Watch], None] = lambda watch: None) -> None:
+        self.watches: dict[int, Watch] = {}
+        # Called just before the sampler signals or kills a tree, so that what it did
+        # is published before the child's end can be seen.
+        self._acting = acting
 
     def watch(self, watch: Watch) -> None:
+        """Watch a child that has just said HELLO: its first sample is taken now."""
         watch.track(watch.pid)
         watch.last_scan = time.monotonic()  # a child just started has no children to list
-        with self._lock:
-            idle = not self._watches
-            self._watches[watch.pid] = watch
-            self._sample(watch, time.monotonic())
-            if idle:  # otherwise the thread comes round within one interval anyway
-                self._wakeup.notify()
+        self.watches[watch.pid] = watch
+        self._sample(watch, time.monotonic())
 
-    def reset(self, watch: Watch, limit: int | None, soft: int | None) -> None:
-        """A reused worker starts its next task: its own cap, peak and timeline. Without
-        the lock (held through a whole round of samples, it would stall the engine
-        thread at every task): a sample taken as it happens may count for either task."""
-        watch.reset(limit, soft)
-
-    def timeline(self, watch: Watch) -> list[tuple[float, int]]:
-        """A copy of the watch's samples so far."""
-        with self._lock:
-            return list(watch.timeline)
-
-    def unwatch(self, watch: Watch) -> None:
-        with self._lock:
-            self._watches.pop(watch.pid, None)
+    def unwatch(self, pid: int) -> Watch | None:
+        watch = self.watches.pop(pid, None)
+        if watch is not None:
             watch.close()
+        return watch
 
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            self._wakeup.notify()
-
-    def _run(self) -> None:
-        with self._lock:
-            while not self._stopped:
-                if not self._watches:
-                    self._wakeup.wait()
-                    continue
-                now = time.monotonic()
-                interval = min(self._sample(w, now) for w in list(self._watches.values()))
-                self._wakeup.wait(interval)
+    def round(self) -> float | None:
+        """Sample every tree; the seconds until the next round (None: nothing to watch)."""
+        if not self.watches:
+            return None
+        now = time.monotonic()
+        return min(self._sample(w, now) for w in list(self.watches.values()))
 
     def _sample(self, w: Watch, now: float) -> float:
         near = w.limit is not None and w.last * 2 >= w.limit
@@ -272,9 +253,11 @@ class Sampler:
             return interval
         if total >= w.limit:
             w.killed = True
+            self._acting(w)
             w.kill()
         elif w.soft is not None and total >= w.soft and not w.soft_sent:
             w.soft_sent, w.soft_at = True, now
+            self._acting(w)
             _signal(w.pid)
         elif w.soft_sent and not (w.reminded or w.settled) and now - w.soft_at >= SOFT_GRACE:
             # The task did not end within the grace: it caught the exception. The second
@@ -287,11 +270,17 @@ class Sampler:
     def _next_interval(w: Watch, now: float, total: int) -> float:
         if w.limit is None:
             return UNCAPPED
-        remaining = w.limit - total
         elapsed = now - w.last_time
         rate = (total - w.last) / elapsed if w.last_time and elapsed > 0 else 0.0
-        if remaining <= w.limit // 5:
-            return FAST if rate > 0 else STEADY
-        if rate <= 0:
+        # Halved at each sample that shows less: one flat sample in a fast growth (the
+        # task was off the CPU for a moment) must not send the next sample 10 ms away,
+        # where a task growing 2.5 MiB/ms passed a 64 MiB cap from 44 MiB.
+        w.rate = max(rate, w.rate / 2)
+        if w.limit - total <= w.limit // 5:
+            return FAST if w.rate >= FLAT else STEADY
+        if w.rate < FLAT:
             return SLOW
-        return max(FAST, min(SLOW, remaining / rate / 4))
+        # Aimed at the soft limit while it is ahead: crossed late, it leaves the child
+        # less room to raise and report before the cap.
+        ahead = w.soft if w.soft is not None and not w.soft_sent else w.limit
+        return max(FAST, min(SLOW, max(ahead - total, 0) / w.rate / 4))
