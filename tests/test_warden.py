@@ -16,10 +16,12 @@ from isolator._engine.warden_link import WardenLink
 from isolator._warden import slots as _slots
 
 MiB = 1 << 20
-# It ignores the soft limit's signal, should one come (a task's child raises at it).
+# It ignores the soft limit's signal, should one come (a task's child raises at it), and
+# grows once it reads a line.
 GROW = (
-    "import signal, time\n"
+    "import signal, sys, time\n"
     "signal.signal(signal.SIGRTMIN + 3, signal.SIG_IGN)\n"
+    "sys.stdin.readline()\n"
     "hold = []\n"
     "for _ in range({mib}):\n"
     "    hold.append(bytearray(b'1') * {MiB})\n"
@@ -79,7 +81,13 @@ def link() -> Iterator[WardenLink]:
 
 def _grow(mib: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", GROW.format(mib=mib, MiB=MiB)],
-                            start_new_session=True)
+                            stdin=subprocess.PIPE, start_new_session=True)
+
+
+def _go(child: subprocess.Popen[bytes]) -> None:
+    assert child.stdin is not None
+    child.stdin.write(b"go\n")
+    child.stdin.close()
 
 
 def _rss(pid: int) -> int:
@@ -96,8 +104,8 @@ def test_a_tree_past_its_cap_is_killed_and_its_end_says_so(link: WardenLink,
         link._free.clear()  # every slot taken: the watch goes by messages alone
     child = _grow(400)
     try:
-        time.sleep(0.2)  # the interpreter is up: what it holds then is its start
         view = link.watch(child.pid, 64 * MiB, None, _rss(child.pid))
+        _go(child)
         assert (view.slot >= 0) is with_slot
         status = child.wait(30)
         assert status == -signal.SIGKILL
@@ -112,6 +120,8 @@ def test_a_tree_past_its_cap_is_killed_and_its_end_says_so(link: WardenLink,
     finally:
         child.kill()
         child.wait()
+        if child.stdin is not None:
+            child.stdin.close()
 
 
 @pytest.mark.timeout(60)
@@ -122,8 +132,8 @@ def test_a_reset_gives_the_next_task_its_own_peak_and_cap(link: WardenLink,
         link._free.clear()
     child = _grow(40)
     try:
-        time.sleep(0.2)
         view = link.watch(child.pid, 1024 * MiB, None, _rss(child.pid))
+        _go(child)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # the first task: it grows to about 40 MiB
             link.settle(view, timeline=not with_slot)
@@ -139,3 +149,5 @@ def test_a_reset_gives_the_next_task_its_own_peak_and_cap(link: WardenLink,
     finally:
         child.kill()
         child.wait()
+        if child.stdin is not None:
+            child.stdin.close()

@@ -55,6 +55,7 @@ from . import native as _native
 from .cgroups.layer import CgroupLayer
 from .children import Child, Job, Outcome, Owner, State, frame_limit
 from .learning import Learning
+from .mailbox import Mailbox
 from .offload import IsolatorFuture, Offload, mark_engine_thread
 from .outcome import Ending, resolve
 from .postmortem import Facts, build
@@ -64,7 +65,6 @@ from .zygote_link import ZygoteLink
 
 _log = logging.getLogger("isolator")
 T = TypeVar("T")
-Command = tuple[Callable[[], object], Callable[[BaseException], object] | None]
 
 
 class Abandonable(Protocol):
@@ -77,13 +77,9 @@ class Engine:
     """One per process: started on first use, stopped at exit."""
 
     def __init__(self) -> None:
-        self._commands: deque[Command] = deque()
-        self._accepting = True  # commands are taken (until the loop has ended)
-        self._lock = threading.Lock()  # call_soon against the loop's end, nothing else
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._wake_pending = False  # a byte is in the wake pipe, or about to be
+        self._mailbox = Mailbox()
         self._selector = selectors.DefaultSelector()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._selector.register(self._mailbox.fd, selectors.EVENT_READ, self._on_wake)
         self.timers = Timers()
         self._zygote = ZygoteLink()
         self._children: dict[int, Child] = {}
@@ -110,23 +106,8 @@ class Engine:
     def call_soon(self, run: Callable[[], object],
                   fail: Callable[[BaseException], object] | None = None) -> None:
         """Run ``run()`` on the engine thread; ``fail(error)`` instead if it never will."""
-        with self._lock:
-            accepted = self._accepting
-            if accepted:
-                self._commands.append((run, fail))
-        if not accepted:
-            if fail is not None:
-                fail(PoolClosed("the isolator engine has stopped"))
-            return
-        # One wake-up for a burst of commands. The loop clears the flag before it runs
-        # the queue, so a command queued later finds it clear, or finds it set by a
-        # caller whose byte is still to be read: either way the loop runs it.
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                os.write(self._wake_w, b"x")
-            except BlockingIOError:  # the pipe is full: the loop is awake anyway
-                pass
+        if not self._mailbox.post(run, fail) and fail is not None:
+            fail(PoolClosed("the isolator engine has stopped"))
 
     def ask(self, question: Callable[[], T], timeout: float | None = 30.0) -> T:
         """``question()`` evaluated on the engine thread, for a snapshot of its state."""
@@ -238,14 +219,7 @@ class Engine:
                 self._guarded(functools.partial(fail, exc))
 
     def _on_wake(self) -> None:
-        try:
-            os.read(self._wake_r, 4096)
-        except BlockingIOError:
-            pass
-        self._wake_pending = False
-        commands = self._commands
-        while commands:
-            run, fail = commands.popleft()
+        for run, fail in self._mailbox.take():
             self._guarded(run, fail)
 
     def _on_ctrl(self) -> None:
@@ -757,12 +731,8 @@ class Engine:
 
     def _close(self) -> None:
         """After the loop: what was never run fails, the threads and fds go."""
-        with self._lock:
-            self._accepting = False
-            leftovers = list(self._commands)
-            self._commands.clear()
         error = PoolClosed("the isolator engine has stopped")
-        for _, fail in leftovers:
+        for _, fail in self._mailbox.close():
             if fail is not None:
                 self._guarded(functools.partial(fail, error))
         self.reports.stop(2.0)
@@ -771,8 +741,7 @@ class Engine:
         self._zygote.wait()
         self._cgroups.close()
         self._selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._mailbox.release()
 
 
 def _ending(child: Child, job: Job, oom_killed: bool) -> Ending:

@@ -30,6 +30,7 @@ _CODE = (
     "from isolator._warden.main import main; main()"
 )
 _ANSWER_WITHIN = 10.0  # seconds; a warden slower than that is taken for lost
+_START_WITHIN = 30.0  # seconds for its "ready", as for the zygote's
 _RECV = 1 << 20
 
 
@@ -106,7 +107,7 @@ class WardenLink:
     def ready(self) -> socket.socket:
         """Wait for the warden's "ready"; the socket to watch for its loss."""
         try:
-            if self._receive()[0] != "ready":
+            if self._receive(_START_WITHIN)[0] != "ready":
                 raise WardenLost("the warden did not say it was ready")
         except (WardenLost, pickle.UnpicklingError) as exc:
             self.close()
@@ -225,10 +226,10 @@ class WardenLink:
             view.closed = True
         self.views.clear()
 
-    def _receive(self) -> Any:
+    def _receive(self, within: float = _ANSWER_WITHIN) -> Any:
         if self.sock is None:
             raise WardenLost("the warden is not running")
-        self.sock.settimeout(_ANSWER_WITHIN)
+        self.sock.settimeout(within)
         try:
             data = self.sock.recv(_RECV)
         except OSError as exc:  # the timeout too: a warden that does not answer is lost
