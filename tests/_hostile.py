@@ -187,3 +187,14 @@ def fork_workers_sharing(mib: int, workers: int, private_mib: int, seconds: floa
     for pid in pids:
         os.waitpid(pid, 0)
     return f"{shared.sum():.0f}"
+
+
+def stop_the_warden_then_grow(warden: int, mib: int) -> int:
+    """SIGSTOP the process that enforces the cap (the task runs as the same user), then
+    grow past the cap at leisure."""
+    os.kill(warden, signal.SIGSTOP)
+    hold = []
+    for _ in range(mib):
+        hold.append(bytearray(b"\x01") * MiB)
+        time.sleep(0.005)
+    return len(hold)

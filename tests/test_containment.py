@@ -263,6 +263,25 @@ def test_the_cap_holds_while_a_caller_thread_holds_the_gil() -> None:
         hog.join()
 
 
+@pytest.mark.timeout(60)
+def test_a_task_that_stops_the_warden_is_killed_and_the_warden_replaced() -> None:
+    from isolator._engine.engine import get_engine
+
+    engine = get_engine()
+    warden = engine.warden_pid
+    assert warden is not None
+    started = time.monotonic()
+    with pytest.raises(WorkerLost, match="warden"):
+        isolated(max_mem="64MB")(h.stop_the_warden_then_grow)(warden, 1024)
+    assert time.monotonic() - started < 20  # not the 5 s its 1 GiB would take, let alone more
+    assert gone_within([warden], 5)
+    assert engine.warden_pid not in (None, warden)
+    import _workloads as w
+
+    with pytest.raises(MemoryLimitExceeded):  # and the new warden enforces the cap
+        isolated(max_mem="64MB")(w.grow_python_objects)(64)
+
+
 # -- sizes ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cap", [1.5, "1.5", 100, "0.5KB", "4MB", 15 * MiB])

@@ -52,6 +52,7 @@ from .._wire import frames as _protocol
 from .._wire import platform as _platform
 from .._wire.spec import ChildSpec
 from . import native as _native
+from . import warden_link as _warden_link
 from .cgroups.layer import CgroupLayer
 from .children import Child, Job, Outcome, Owner, State, frame_limit
 from .learning import Learning
@@ -64,6 +65,7 @@ from .warden_link import WardenLink
 from .zygote_link import ZygoteLink
 
 _log = logging.getLogger("isolator")
+WARDEN_CHECK = 0.25  # seconds between checks that the warden takes its rounds
 T = TypeVar("T")
 
 
@@ -94,6 +96,7 @@ class Engine:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self.warden = WardenLink()
+        self._warden_check: Timer | None = None
         self.reports = Offload("isolator-reports")
         self.callbacks = Offload("isolator-callbacks")
         self._thread = threading.Thread(target=self._run, name="isolator-engine", daemon=True)
@@ -441,6 +444,9 @@ class Engine:
         if child.slot is not None:
             child.oom_before = child.slot.oom_kills()
         child.watch = self.warden.watch(pid, limits.max_mem, limits.soft_mem, rss)
+        if self._warden_check is None:
+            self._warden_check = self.timers.at(time.monotonic() + WARDEN_CHECK,
+                                                self._check_warden)
         # Its RSS as it reports it between tasks (all of it, the zygote's pages too): the
         # baseline its recycle policy measures growth from.
         child.baseline_rss = rss
@@ -675,9 +681,21 @@ class Engine:
         # asks: readable here means it is gone (or answered too late).
         self.warden.broken = True
 
+    def _check_warden(self) -> None:
+        """While children are watched: is the warden still taking its rounds?"""
+        self._warden_check = None
+        now = time.monotonic()
+        if self.warden.stale(now):
+            _log.error("isolator: the warden took no sample for %.1f s (stopped or hung); "
+                       "it is replaced and every child is killed", _warden_link.STALE)
+            self.warden.broken = True  # dealt with at the end of this round
+        if self.warden.views:
+            self._warden_check = self.timers.at(now + WARDEN_CHECK, self._check_warden)
+
     def _warden_lost(self) -> None:
         """No cap is enforced without the warden: start another, and kill every child
         (their tasks fail with ``WorkerLost``; the pools start new workers)."""
+        self.warden.kill()  # gone already, or stopped, or hung: it must not linger
         self._stop_warden()
         try:
             self.warden.spawn()

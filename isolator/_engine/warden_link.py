@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,10 @@ _CODE = (
 )
 _ANSWER_WITHIN = 10.0  # seconds; a warden slower than that is taken for lost
 _START_WITHIN = 30.0  # seconds for its "ready", as for the zygote's
+# Seconds without a round of samples, while it watches children, after which the warden
+# is taken for lost. Its rounds come every 10 ms (50 ms without a cap); a round of a
+# tree of many big processes can take a few hundred ms.
+STALE = 1.0
 _RECV = 1 << 20
 
 
@@ -95,14 +100,17 @@ class WardenLink:
         command = [sys.executable, "-P", "-c", _CODE, str(theirs.fileno()), str(table),
                    str(os.getpid()), _PACKAGE_PARENT]
         try:
+            # Its own process group: a terminal's Ctrl-Z (SIGTSTP to the caller's group)
+            # stops the caller, not the children's caps.
             self._process = subprocess.Popen(command, pass_fds=[theirs.fileno(), table],
-                                             stdin=subprocess.DEVNULL)
+                                             stdin=subprocess.DEVNULL, process_group=0)
         finally:
             theirs.close()
             self._table = _slots.Slots(table)  # it closes the fd: the mapping is enough
         self.sock = ours
         self.broken = False
-        self._free = list(range(_slots.COUNT - 1, -1, -1))
+        self._free = list(range(_slots.COUNT - 2, -1, -1))  # the last is the heartbeat
+        self._watched_at = 0.0
 
     def ready(self) -> socket.socket:
         """Wait for the warden's "ready"; the socket to watch for its loss."""
@@ -121,6 +129,7 @@ class WardenLink:
     # -- watches (engine thread) -----------------------------------------------------------
 
     def watch(self, pid: int, limit: int | None, soft: int | None, hello_rss: int) -> WatchView:
+        self._watched_at = time.monotonic()  # its first round is due now
         slot = self._free.pop() if self._free else -1
         view = self.views[pid] = WatchView(pid, self, slot, next(self._generations))
         if slot >= 0 and self._table is not None:
@@ -196,6 +205,21 @@ class WardenLink:
             return False
         view.peak, view._last, view.soft_sent, view.killed = facts
         return True
+
+    def stale(self, now: float) -> bool:
+        """The warden watches children but has taken no round for ``STALE`` seconds:
+        it is stopped (a task running as the same user can send it SIGSTOP) or hung."""
+        if self._table is None or not self.views or self.broken:
+            return False
+        return now - max(self._table.last_beat(), self._watched_at) > STALE
+
+    def kill(self) -> None:
+        """SIGKILL the warden (it dies even if stopped); ``close`` and ``wait`` then."""
+        if self._process is not None and self._process.returncode is None:
+            try:
+                self._process.kill()
+            except OSError:
+                pass
 
     # -- the socket -----------------------------------------------------------------------
 

@@ -66,6 +66,7 @@ class Warden:
                 self.take_orders()
                 interval = self.sampler.round()
                 self.publish()
+                self.table.beat()
                 due = None if interval is None else now + interval
             elif not self.sampler.watches:
                 due = None

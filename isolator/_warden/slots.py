@@ -13,6 +13,10 @@ One fixed-size slot per watched child, in two halves, each written by one side o
   arrived (no second soft signal for it).
 
 A message per task each way cost a reused worker about half its tasks per second.
+
+The last slot is the warden's heartbeat instead: the monotonic time of its latest round,
+which the engine checks while it has children, so that a warden that stopped sampling
+(a task sent it SIGSTOP: it runs as the same user) is seen and replaced.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import time
 
 SEQUENCE = struct.Struct("<I")
 WARDEN = struct.Struct("<IIIIQQ")  # sequence, generation, flags, (unused), peak, last
@@ -27,8 +32,10 @@ BODY = struct.Struct("<IIIQQ")  # the warden's half after its sequence
 ENGINE = struct.Struct("<IIQQ")  # generation, settled generation, cap, soft limit
 ENGINE_AT = WARDEN.size
 SLOT = 64
-COUNT = 4096
+COUNT = 4096  # the last one is the heartbeat's: COUNT - 1 watches at once
 SIZE = SLOT * COUNT
+HEARTBEAT_AT = (COUNT - 1) * SLOT
+_NS = struct.Struct("<Q")
 SOFT_SENT, KILLED = 1, 2
 _MASK = 0xFFFFFFFF
 
@@ -58,6 +65,10 @@ class Slots:
         BODY.pack_into(self._map, at + SEQUENCE.size, generation & _MASK, flags, 0, peak, last)
         SEQUENCE.pack_into(self._map, at, (sequence + 2) & _MASK)
 
+    def beat(self) -> None:
+        """A round was taken now."""
+        _NS.pack_into(self._map, HEARTBEAT_AT, time.monotonic_ns())
+
     def orders(self, slot: int) -> tuple[int, int, int | None, int | None]:
         """The engine's half: ``(generation, settled generation, cap, soft limit)``."""
         generation, settled, cap, soft = ENGINE.unpack_from(self._map, slot * SLOT + ENGINE_AT)
@@ -77,6 +88,12 @@ class Slots:
                 return None
             return peak, last, bool(flags & SOFT_SENT), bool(flags & KILLED)
         return None
+
+    def last_beat(self) -> float:
+        """When the warden's latest round was taken (``time.monotonic`` seconds; 0.0
+        before its first)."""
+        nanoseconds: int = _NS.unpack_from(self._map, HEARTBEAT_AT)[0]
+        return nanoseconds / 1e9
 
     def start(self, slot: int, generation: int, cap: int | None, soft: int | None) -> None:
         """The child's next task: its generation and limits (the limits first, so the
