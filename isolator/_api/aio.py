@@ -23,25 +23,22 @@ async def run_isolated_async(fn: Callable[..., Any], args: tuple[Any, ...],
     payload = task_payload(fn, args, kwargs, getattr(fn, "by_value_cache", None))
     warm = warm_modules(fn, args, payload, settings.preload)
     name = function_name(fn)
-    limits, retry = settings.limits, settings.retry
-    if retry is None:
-        return await _run_once(payload, limits, settings.reporting, warm, name, settings.learn)
-    from .._model.retry import record_attempts
+    if settings.retry is None:
+        return await _run_once(payload, settings.limits, settings.reporting, warm, name,
+                               settings.learn)
+    from .._model.retry import Attempts
 
-    state = retry.new_state()
-    earlier: list[BaseException] = []
+    attempts = Attempts(settings.retry, settings.limits)
     while True:
         try:
-            return await _run_once(payload, limits, settings.reporting, warm, name, settings.learn)
+            return await _run_once(payload, attempts.limits, settings.reporting, warm, name,
+                                   settings.learn)
         except Exception as exc:
-            decision = retry.after_failure(state, exc, limits)
-            if decision is None:
-                record_attempts(exc, earlier)
+            delay = attempts.failed(exc)
+            if delay is None:
                 raise
-            earlier.append(exc)
-            limits = decision.limits
-            if decision.delay > 0:
-                await asyncio.sleep(decision.delay)
+            if delay > 0:
+                await asyncio.sleep(delay)
 
 
 async def _run_once(payload: bytes, limits: Limits, reporting: Reporting,

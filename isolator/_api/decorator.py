@@ -140,25 +140,22 @@ def run_isolated(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     payload = task_payload(fn, args, kwargs, getattr(fn, "by_value_cache", None))
     warm = warm_modules(fn, args, payload, settings.preload)
     name = function_name(fn)
-    limits, retry = settings.limits, settings.retry
-    if retry is None:
-        return _run_once(payload, limits, settings.reporting, warm, name, settings.learn)
-    from .._model.retry import record_attempts
+    if settings.retry is None:
+        return _run_once(payload, settings.limits, settings.reporting, warm, name,
+                         settings.learn)
+    from .._model.retry import Attempts
 
-    state = retry.new_state()
-    earlier: list[BaseException] = []
+    attempts = Attempts(settings.retry, settings.limits)
     while True:
         try:
-            return _run_once(payload, limits, settings.reporting, warm, name, settings.learn)
+            return _run_once(payload, attempts.limits, settings.reporting, warm, name,
+                             settings.learn)
         except Exception as exc:
-            decision = retry.after_failure(state, exc, limits)
-            if decision is None:
-                record_attempts(exc, earlier)
+            delay = attempts.failed(exc)
+            if delay is None:
                 raise
-            earlier.append(exc)
-            limits = decision.limits
-            if decision.delay > 0:
-                time.sleep(decision.delay)  # the wait the user's tenacity strategy asked for
+            if delay > 0:
+                time.sleep(delay)  # the wait the user's tenacity strategy asked for
 
 
 #: Told of each call's engine future as the call starts, in the caller's thread; each

@@ -90,3 +90,25 @@ def record_attempts(final: BaseException, earlier: Sequence[BaseException]) -> B
     except AttributeError:  # an exception type with __slots__: nothing to attach to
         pass
     return final
+
+
+class Attempts:
+    """One call's attempts under a policy: the limits the next one runs under, and the
+    errors so far. The loop that runs them (blocking or awaited) only waits."""
+
+    def __init__(self, policy: RetryPolicy, limits: Limits) -> None:
+        self.limits = limits
+        self._policy = policy
+        self._state = policy.new_state()
+        self._earlier: list[BaseException] = []
+
+    def failed(self, exc: BaseException) -> float | None:
+        """The seconds to wait before the next attempt, or None to give up: ``exc``, the
+        last real error, then carries every attempt's error in ``attempts``."""
+        decision = self._policy.after_failure(self._state, exc, self.limits)
+        if decision is None:
+            record_attempts(exc, self._earlier)
+            return None
+        self._earlier.append(exc)
+        self.limits = decision.limits
+        return decision.delay
