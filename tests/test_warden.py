@@ -151,3 +151,19 @@ def test_a_reset_gives_the_next_task_its_own_peak_and_cap(link: WardenLink,
         child.wait()
         if child.stdin is not None:
             child.stdin.close()
+
+
+@pytest.mark.timeout(60)
+def test_requests_to_a_stopped_warden_never_block_the_engine(link: WardenLink) -> None:
+    # A task can SIGSTOP the warden; the engine goes on sending it requests until its
+    # heartbeat check notices. Filling the socket must break the link, not block.
+    assert link.pid is not None
+    os.kill(link.pid, signal.SIGSTOP)
+    try:
+        for pid in range(1_000_000, 1_200_000):
+            link.send(("kill", pid, 0))
+            if link.broken:
+                break
+        assert link.broken
+    finally:
+        link.kill()

@@ -686,8 +686,8 @@ class Engine:
         self._warden_check = None
         now = time.monotonic()
         if self.warden.stale(now):
-            _log.error("isolator: the warden took no sample for %.1f s (stopped or hung); "
-                       "it is replaced and every child is killed", _warden_link.STALE)
+            _log.error("isolator: the warden took no sample for %.1f s (stopped or hung)",
+                       _warden_link.STALE)
             self.warden.broken = True  # dealt with at the end of this round
         if self.warden.views:
             self._warden_check = self.timers.at(now + WARDEN_CHECK, self._check_warden)
@@ -695,6 +695,8 @@ class Engine:
     def _warden_lost(self) -> None:
         """No cap is enforced without the warden: start another, and kill every child
         (their tasks fail with ``WorkerLost``; the pools start new workers)."""
+        _log.error("isolator: the warden (pid %s), which enforces the memory caps, was "
+                   "lost; every child is killed and a new warden started", self.warden.pid)
         self.warden.kill()  # gone already, or stopped, or hung: it must not linger
         self._stop_warden()
         try:

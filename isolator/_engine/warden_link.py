@@ -37,6 +37,7 @@ _START_WITHIN = 30.0  # seconds for its "ready", as for the zygote's
 # tree of many big processes can take a few hundred ms.
 STALE = 1.0
 _RECV = 1 << 20
+_SEND_BUFFER = 4 << 20
 
 
 class WardenLost(Exception):
@@ -96,6 +97,8 @@ class WardenLink:
     def spawn(self) -> None:
         """Start a warden; ``ready`` waits for it (start the zygote in between)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # Room for thousands of requests: only a warden that stopped reading fills it.
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         table = _slots.create()
         command = [sys.executable, "-P", "-c", _CODE, str(theirs.fileno()), str(table),
                    str(os.getpid()), _PACKAGE_PARENT]
@@ -225,12 +228,14 @@ class WardenLink:
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Send a request; a warden found gone makes the link ``broken``, not an error
-        here: the engine checks ``broken`` once per round and deals with it there."""
+        here: the engine checks ``broken`` once per round and deals with it there.
+        Never blocks: a warden that has not read thousands of requests is stopped or
+        hung, and the engine thread must not wait for it."""
         if self.sock is None or self.broken:
             return
         try:
-            self.sock.send(pickle.dumps(message))
-        except OSError:
+            self.sock.send(pickle.dumps(message), socket.MSG_DONTWAIT)
+        except OSError:  # BlockingIOError too: see above
             self._lose()
 
     def ask(self, message: tuple[Any, ...]) -> Any:
