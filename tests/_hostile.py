@@ -198,3 +198,13 @@ def stop_the_warden_then_grow(warden: int, mib: int) -> int:
         hold.append(bytearray(b"\x01") * MiB)
         time.sleep(0.005)
     return len(hold)
+
+
+def stop_the_zygote() -> str:
+    """SIGSTOP the zygote, this task's parent: no further child could be forked."""
+    os.kill(os.getppid(), signal.SIGSTOP)
+    return "stopped"
+
+
+def echo(value: Any) -> Any:
+    return value

@@ -135,6 +135,41 @@ def test_a_killed_warden_fails_running_calls_and_is_replaced(running: str) -> No
         isolated(max_mem="64MB")(w.grow_python_objects)(64)
 
 
+# A warden that says it is ready and then takes no round of samples (hung): the engine
+# sees no heartbeat while a child runs, kills the child and starts a real warden.
+HUNG_WARDEN = """
+    import threading, time
+    import _workloads as w
+    from isolator import WorkerLost, isolated
+    from isolator._engine import warden_link as _warden_link
+    from isolator._engine.engine import get_engine
+
+    code, _warden_link._CODE = _warden_link._CODE, (
+        "import os, pickle, socket, sys, time; "
+        "s = socket.socket(fileno=int(sys.argv[1])); "
+        "s.send(pickle.dumps(('ready', os.getpid()))); time.sleep(60)")
+    engine = get_engine()
+    hung = engine.warden_pid
+    _warden_link._CODE = code  # the replacement is a real warden
+    started = time.monotonic()
+    try:
+        isolated(max_mem="64MB")(w.sleep_for)(30)
+    except WorkerLost as exc:
+        print("running call:", "warden" in str(exc), round(time.monotonic() - started) < 10)
+    print("replaced:", engine.warden_pid not in (None, hung))
+    print("next call:", isolated(max_mem="64MB")(w.echo)(7))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_hung_warden_is_replaced() -> None:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(HUNG_WARDEN)],
+                          capture_output=True, text=True, timeout=50, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "running call: True True" in done.stdout, done.stdout + done.stderr
+    assert "replaced: True" in done.stdout and "next call: 7" in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize("code", ["import time; time.sleep(60)", "raise SystemExit(3)"])
 def test_a_zygote_that_never_says_ready_is_not_left_behind(
         monkeypatch: pytest.MonkeyPatch, code: str) -> None:

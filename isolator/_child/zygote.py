@@ -20,9 +20,11 @@ file descriptors passed alongside with SCM_RIGHTS)::
                            fds: sock, out, err (sys_path, world: None unless changed)
                            | ("kill", task_id)   (a child that never said HELLO)
                            | ("warm", modules, cap)   (import them for the next children)
+                           | ("ping",)   (a child did not start in time: do we serve?)
     zygote -> engine       ("ready", pid) | ("exited", task_id, pid, wait_status)
                            | ("failed", task_id, message)
                            | ("preloaded", [module, ...], {refused module: why})
+                           | ("pong",)
 
 The child's pid reaches the engine in the child's own HELLO, not from here: the
 engine starts watching a child when its HELLO arrives, within a fraction of the
@@ -86,6 +88,9 @@ class _Zygote:
         if not data:
             return False
         request = pickle.loads(data)
+        if request[0] == "ping":  # the engine asks whether we still serve
+            self.send("pong")
+            return True
         if request[0] == "kill":
             for pid, task_id in self.tasks.items():
                 if task_id == request[1]:

@@ -50,6 +50,7 @@ from .._errors import MemoryLimitExceeded, NotStarted, PoolClosed, WorkerLost, W
 from .._model.values import Limits, Reporting
 from .._wire import frames as _protocol
 from .._wire import platform as _platform
+from .._wire import procfs as _procfs
 from .._wire.spec import ChildSpec
 from . import native as _native
 from . import warden_link as _warden_link
@@ -65,7 +66,8 @@ from .warden_link import WardenLink
 from .zygote_link import ZygoteLink
 
 _log = logging.getLogger("isolator")
-WARDEN_CHECK = 0.25  # seconds between checks that the warden takes its rounds
+HELPERS_CHECK = 0.25  # seconds between checks of the zygote and the warden, while children live
+ZYGOTE_ANSWER = 30.0  # seconds the zygote has to answer a ping before it is replaced
 T = TypeVar("T")
 
 
@@ -96,7 +98,8 @@ class Engine:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self.warden = WardenLink()
-        self._warden_check: Timer | None = None
+        self._helpers_check: Timer | None = None
+        self._zygote_ping: Timer | None = None
         self.reports = Offload("isolator-reports")
         self.callbacks = Offload("isolator-callbacks")
         self._thread = threading.Thread(target=self._run, name="isolator-engine", daemon=True)
@@ -233,6 +236,10 @@ class Engine:
         if message[0] == "preloaded":
             self._on_preloaded(*message[1:])
             return
+        if message[0] == "pong":
+            self.timers.cancel(self._zygote_ping)
+            self._zygote_ping = None
+            return
         kind, child_id, *rest = message
         child = self._children.get(child_id)
         if child is None:
@@ -366,6 +373,9 @@ class Engine:
         child.theirs = theirs
         self._children[child.id] = child
         self._selector.register(ours, selectors.EVENT_READ, child)
+        if self._helpers_check is None:
+            self._helpers_check = self.timers.at(time.monotonic() + HELPERS_CHECK,
+                                                 self._check_helpers)
         child.handshake = self.timers.at(time.monotonic() + limits.startup_timeout,
                                          lambda: self._late(child))
         if job is not None:
@@ -415,6 +425,24 @@ class Engine:
             if child.current is not None:
                 child.current.stop_reason = "startup"
             self._kill(child, graceful=False)
+            self._ping_zygote()  # the kill ends the job only if the zygote still serves
+
+    def _ping_zygote(self) -> None:
+        if self._zygote_ping is not None:
+            return
+        try:
+            self._zygote.send(("ping",))
+        except (OSError, WorkerStartupError):  # it is gone: its loss is on the way
+            return
+        self._zygote_ping = self.timers.at(time.monotonic() + ZYGOTE_ANSWER,
+                                           self._zygote_silent)
+
+    def _zygote_silent(self) -> None:
+        self._zygote_ping = None
+        _log.error("isolator: the zygote did not answer for %.0f s (hung in an import?); "
+                   "it is replaced and its children are killed", ZYGOTE_ANSWER)
+        self._zygote.kill()
+        self._zygote_lost()
 
     def _on_frames(self, child: Child, frames: list[tuple[int, Any]], gone: bool = False
                    ) -> None:
@@ -444,9 +472,6 @@ class Engine:
         if child.slot is not None:
             child.oom_before = child.slot.oom_kills()
         child.watch = self.warden.watch(pid, limits.max_mem, limits.soft_mem, rss)
-        if self._warden_check is None:
-            self._warden_check = self.timers.at(time.monotonic() + WARDEN_CHECK,
-                                                self._check_warden)
         # Its RSS as it reports it between tasks (all of it, the zygote's pages too): the
         # baseline its recycle policy measures growth from.
         child.baseline_rss = rss
@@ -656,6 +681,8 @@ class Engine:
     # -- endings of the whole ----------------------------------------------------------------
 
     def _zygote_lost(self) -> None:
+        self.timers.cancel(self._zygote_ping)
+        self._zygote_ping = None
         if self._zygote.sock is not None:
             self._selector.unregister(self._zygote.sock)
         self._zygote.close()
@@ -681,16 +708,25 @@ class Engine:
         # asks: readable here means it is gone (or answered too late).
         self.warden.broken = True
 
-    def _check_warden(self) -> None:
-        """While children are watched: is the warden still taking its rounds?"""
-        self._warden_check = None
+    def _check_helpers(self) -> None:
+        """While children live: are the zygote and the warden running? A task runs as
+        the caller's user and can stop either (SIGSTOP): a stopped one is resumed (the
+        warden then kills what passed its cap meanwhile); a warden that takes no round
+        of samples though it runs is hung, and replaced."""
+        self._helpers_check = None
+        for name, pid in (("zygote", self._zygote.pid), ("warden", self.warden.pid)):
+            if pid is not None and _procfs.stopped(pid):
+                _log.warning("isolator: the %s (pid %s) was stopped; it is resumed", name, pid)
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except OSError:  # gone: its loss is on the way
+                    pass
         now = time.monotonic()
         if self.warden.stale(now):
-            _log.error("isolator: the warden took no sample for %.1f s (stopped or hung)",
-                       _warden_link.STALE)
+            _log.error("isolator: the warden took no sample for %.1f s", _warden_link.STALE)
             self.warden.broken = True  # dealt with at the end of this round
-        if self.warden.views:
-            self._warden_check = self.timers.at(now + WARDEN_CHECK, self._check_warden)
+        if self._children:
+            self._helpers_check = self.timers.at(now + HELPERS_CHECK, self._check_helpers)
 
     def _warden_lost(self) -> None:
         """No cap is enforced without the warden: start another, and kill every child

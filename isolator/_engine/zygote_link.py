@@ -26,6 +26,7 @@ _CODE = (
 )
 _RECV = 1 << 20
 _START_WITHIN = 30.0  # seconds for the zygote's "ready"
+_EXIT_WITHIN = 3.0  # seconds for it to exit once closed (it kills and reaps first)
 
 
 class ZygoteLink:
@@ -113,9 +114,22 @@ class ZygoteLink:
             sock.close()
 
     def wait(self) -> None:
-        """Reap the zygote after ``close`` (it exits within a second of it)."""
+        """Reap the zygote after ``close`` (it exits within a second of it; one that
+        does not, stopped or hung, is killed: its children die with it)."""
         if self._process is not None:
-            self._process.wait()
+            try:
+                self._process.wait(_EXIT_WITHIN)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self._process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the zygote (it dies even if stopped)."""
+        if self._process is not None and self._process.returncode is None:
+            try:
+                self._process.kill()
+            except OSError:
+                pass
 
     def _unasked(self, modules: tuple[str, ...]) -> tuple[str, ...]:
         """The modules this zygote was never asked to import (it remembers the rest)."""

@@ -123,6 +123,16 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal (SIGSTOP, SIGTSTP) or a tracer."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):  # gone
+        return False
+    return state in (b"T", b"t")
+
+
 def self_rss() -> int:
     """This process's own RssAnon + RssShmem, in bytes."""
     reader = StatusReader(os.getpid())
