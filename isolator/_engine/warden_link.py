@@ -17,21 +17,21 @@ import pickle
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import WorkerStartupError
 from .._warden import slots as _slots
+from . import helpers
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CODE = (
     "import sys; sys.path.insert(0, sys.argv.pop(4)); "
     "from isolator._warden.main import main; main()"
 )
 _ANSWER_WITHIN = 10.0  # seconds; a warden slower than that is taken for lost
 _START_WITHIN = 30.0  # seconds for its "ready", as for the zygote's
+_EXIT_WITHIN = 5.0  # seconds for it to exit once closed
 # Seconds without a round of samples, while it watches children, after which the warden
 # is taken for lost. Its rounds come every 10 ms (50 ms without a cap); a round of a
 # tree of many big processes can take a few hundred ms.
@@ -100,13 +100,10 @@ class WardenLink:
         # Room for thousands of requests: only a warden that stopped reading fills it.
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         table = _slots.create()
-        command = [sys.executable, "-P", "-c", _CODE, str(theirs.fileno()), str(table),
-                   str(os.getpid()), _PACKAGE_PARENT]
         try:
             # Its own process group: a terminal's Ctrl-Z (SIGTSTP to the caller's group)
             # stops the caller, not the children's caps.
-            self._process = subprocess.Popen(command, pass_fds=[theirs.fileno(), table],
-                                             stdin=subprocess.DEVNULL, process_group=0)
+            self._process = helpers.start(_CODE, [theirs.fileno(), table], own_group=True)
         finally:
             theirs.close()
             self._table = _slots.Slots(table)  # it closes the fd: the mapping is enough
@@ -122,8 +119,7 @@ class WardenLink:
                 raise WardenLost("the warden did not say it was ready")
         except (WardenLost, pickle.UnpicklingError) as exc:
             self.close()
-            if self._process is not None:
-                self._process.kill()
+            self.kill()
             self.wait()
             raise WorkerStartupError(f"isolator's warden did not start: {exc}") from exc
         assert self.sock is not None
@@ -218,11 +214,7 @@ class WardenLink:
 
     def kill(self) -> None:
         """SIGKILL the warden (it dies even if stopped); ``close`` and ``wait`` then."""
-        if self._process is not None and self._process.returncode is None:
-            try:
-                self._process.kill()
-            except OSError:
-                pass
+        helpers.kill(self._process)
 
     # -- the socket -----------------------------------------------------------------------
 
@@ -294,9 +286,4 @@ class WardenLink:
 
     def wait(self) -> None:
         """Reap the warden after ``close``."""
-        if self._process is not None:
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        helpers.reap(self._process, _EXIT_WITHIN)

@@ -18,8 +18,8 @@ from typing import Any
 
 from .._errors import WorkerStartupError
 from .._wire import world
+from . import helpers
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CODE = (
     "import sys; sys.path.insert(0, sys.argv.pop(3)); "
     "from isolator._child.zygote import main; main()"
@@ -53,12 +53,7 @@ class ZygoteLink:
     def start(self) -> socket.socket:
         """Start a zygote and wait for its "ready"; the socket to watch for its reports."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        # -P: the zygote's sys.path starts without the caller's working directory or
-        # script folder, so a module planted there cannot stand in for one it imports.
-        command = [sys.executable, "-P", "-c", _CODE, str(theirs.fileno()),
-                   str(os.getpid()), _PACKAGE_PARENT]
-        self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()],
-                                         stdin=subprocess.DEVNULL)
+        self._process = helpers.start(_CODE, [theirs.fileno()])
         theirs.close()
         try:
             ours.settimeout(_START_WITHIN)
@@ -70,7 +65,7 @@ class ZygoteLink:
             # A zygote that never said "ready" (or that we stopped waiting for) must not
             # outlive the attempt.
             ours.close()
-            self._process.kill()
+            helpers.kill(self._process)
             self._process.wait()
             raise
         with self._lock:
@@ -117,19 +112,11 @@ class ZygoteLink:
         """Reap the zygote after ``close`` (it exits within a second of it; one that
         does not, stopped or hung, is killed: its children die with it)."""
         if self._process is not None:
-            try:
-                self._process.wait(_EXIT_WITHIN)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                self._process.wait()
+            helpers.reap(self._process, _EXIT_WITHIN)
 
     def kill(self) -> None:
-        """SIGKILL the zygote (it dies even if stopped)."""
-        if self._process is not None and self._process.returncode is None:
-            try:
-                self._process.kill()
-            except OSError:
-                pass
+        """SIGKILL the zygote (it dies even if stopped; its children die with it)."""
+        helpers.kill(self._process)
 
     def _unasked(self, modules: tuple[str, ...]) -> tuple[str, ...]:
         """The modules this zygote was never asked to import (it remembers the rest)."""
