@@ -50,10 +50,8 @@ from .._errors import MemoryLimitExceeded, NotStarted, PoolClosed, WorkerLost, W
 from .._model.values import Limits, Reporting
 from .._wire import frames as _protocol
 from .._wire import platform as _platform
-from .._wire import procfs as _procfs
 from .._wire.spec import ChildSpec
 from . import native as _native
-from . import warden_link as _warden_link
 from .cgroups.layer import CgroupLayer
 from .children import Child, Job, Outcome, Owner, State, frame_limit
 from .learning import Learning
@@ -62,12 +60,11 @@ from .offload import IsolatorFuture, Offload, mark_engine_thread
 from .outcome import Ending, resolve
 from .postmortem import Facts, build
 from .timers import Timer, Timers
+from .vigil import Vigil
 from .warden_link import WardenLink
 from .zygote_link import ZygoteLink
 
 _log = logging.getLogger("isolator")
-HELPERS_CHECK = 0.25  # seconds between checks of the zygote and the warden, while children live
-ZYGOTE_ANSWER = 30.0  # seconds the zygote has to answer a ping before it is replaced
 T = TypeVar("T")
 
 
@@ -98,8 +95,8 @@ class Engine:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self.warden = WardenLink()
-        self._helpers_check: Timer | None = None
-        self._zygote_ping: Timer | None = None
+        self._vigil = Vigil(self.timers, self._zygote, self.warden,
+                            lambda: bool(self._children), self._zygote_lost)
         self.reports = Offload("isolator-reports")
         self.callbacks = Offload("isolator-callbacks")
         self._thread = threading.Thread(target=self._run, name="isolator-engine", daemon=True)
@@ -237,8 +234,7 @@ class Engine:
             self._on_preloaded(*message[1:])
             return
         if message[0] == "pong":
-            self.timers.cancel(self._zygote_ping)
-            self._zygote_ping = None
+            self._vigil.pong()
             return
         kind, child_id, *rest = message
         child = self._children.get(child_id)
@@ -373,9 +369,7 @@ class Engine:
         child.theirs = theirs
         self._children[child.id] = child
         self._selector.register(ours, selectors.EVENT_READ, child)
-        if self._helpers_check is None:
-            self._helpers_check = self.timers.at(time.monotonic() + HELPERS_CHECK,
-                                                 self._check_helpers)
+        self._vigil.child_started()
         child.handshake = self.timers.at(time.monotonic() + limits.startup_timeout,
                                          lambda: self._late(child))
         if job is not None:
@@ -425,24 +419,7 @@ class Engine:
             if child.current is not None:
                 child.current.stop_reason = "startup"
             self._kill(child, graceful=False)
-            self._ping_zygote()  # the kill ends the job only if the zygote still serves
-
-    def _ping_zygote(self) -> None:
-        if self._zygote_ping is not None:
-            return
-        try:
-            self._zygote.send(("ping",))
-        except (OSError, WorkerStartupError):  # it is gone: its loss is on the way
-            return
-        self._zygote_ping = self.timers.at(time.monotonic() + ZYGOTE_ANSWER,
-                                           self._zygote_silent)
-
-    def _zygote_silent(self) -> None:
-        self._zygote_ping = None
-        _log.error("isolator: the zygote did not answer for %.0f s (hung in an import?); "
-                   "it is replaced and its children are killed", ZYGOTE_ANSWER)
-        self._zygote.kill()
-        self._zygote_lost()
+            self._vigil.ping_zygote()  # the kill ends the job only if the zygote serves
 
     def _on_frames(self, child: Child, frames: list[tuple[int, Any]], gone: bool = False
                    ) -> None:
@@ -681,8 +658,7 @@ class Engine:
     # -- endings of the whole ----------------------------------------------------------------
 
     def _zygote_lost(self) -> None:
-        self.timers.cancel(self._zygote_ping)
-        self._zygote_ping = None
+        self._vigil.zygote_replaced()
         if self._zygote.sock is not None:
             self._selector.unregister(self._zygote.sock)
         self._zygote.close()
@@ -707,26 +683,6 @@ class Engine:
         # The warden speaks only when asked, and the engine reads each answer as it
         # asks: readable here means it is gone (or answered too late).
         self.warden.broken = True
-
-    def _check_helpers(self) -> None:
-        """While children live: are the zygote and the warden running? A task runs as
-        the caller's user and can stop either (SIGSTOP): a stopped one is resumed (the
-        warden then kills what passed its cap meanwhile); a warden that takes no round
-        of samples though it runs is hung, and replaced."""
-        self._helpers_check = None
-        for name, pid in (("zygote", self._zygote.pid), ("warden", self.warden.pid)):
-            if pid is not None and _procfs.stopped(pid):
-                _log.warning("isolator: the %s (pid %s) was stopped; it is resumed", name, pid)
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                except OSError:  # gone: its loss is on the way
-                    pass
-        now = time.monotonic()
-        if self.warden.stale(now):
-            _log.error("isolator: the warden took no sample for %.1f s", _warden_link.STALE)
-            self.warden.broken = True  # dealt with at the end of this round
-        if self._children:
-            self._helpers_check = self.timers.at(now + HELPERS_CHECK, self._check_helpers)
 
     def _warden_lost(self) -> None:
         """No cap is enforced without the warden: start another, and kill every child
