@@ -21,6 +21,7 @@ file descriptors passed alongside with SCM_RIGHTS)::
                            | ("kill", task_id)   (a child that never said HELLO)
                            | ("warm", modules, cap)   (import them for the next children)
                            | ("ping",)   (a child did not start in time: do we serve?)
+                           | ("warden",)   fds: our socket to the warden
     zygote -> engine       ("ready", pid) | ("exited", task_id, pid, wait_status)
                            | ("failed", task_id, message)
                            | ("preloaded", [module, ...], {refused module: why})
@@ -45,7 +46,7 @@ from typing import Any
 
 from .._wire import frames, world
 from .._wire import platform as _platform
-from .._wire.procfs import descendants
+from .._wire.procfs import StatusReader, descendants
 from . import child as _child
 from . import forensics_hook as _child_forensics
 from .preload import Preloader
@@ -63,6 +64,9 @@ class _Zygote:
         self._children_fd = -1
         self.spare: tuple[int, socket.socket] | None = None
         self.baseline_stale = True
+        # To the warden: each capped child, as it is forked (see tell_warden).
+        self.warden: socket.socket | None = None
+        self.own = StatusReader(os.getpid())
 
     def send(self, *message: Any) -> None:
         self.ctrl.send(pickle.dumps(message))
@@ -90,6 +94,11 @@ class _Zygote:
         request = pickle.loads(data)
         if request[0] == "ping":  # the engine asks whether we still serve
             self.send("pong")
+            return True
+        if request[0] == "warden":  # our socket to a (new) warden
+            if self.warden is not None:
+                self.warden.close()
+            self.warden = socket.socket(fileno=fds[0])
             return True
         if request[0] == "kill":
             for pid, task_id in self.tasks.items():
@@ -120,6 +129,7 @@ class _Zygote:
                 # pages stay with malloc: given back, they are not in every child forked next.
                 _platform.malloc_trim()
             pid = self.hand_to_spare(spec, fds) or self.fork_child(spec, fds)
+            self.tell_warden(pid, spec)
             try:
                 os.setpgid(pid, pid)
             except OSError:  # the child did it first, or is gone already
@@ -132,6 +142,19 @@ class _Zygote:
                 os.close(fd)
         self.make_spare()  # forks while the task runs, off the next call's path
         return True
+
+    def tell_warden(self, pid: int, spec: Any) -> None:
+        """A capped child is starting its task: the warden watches it from now, not
+        from when the engine has read its HELLO (the engine's thread shares the
+        caller's GIL). Its base is our RSS, which it shares; the engine's watch then
+        brings the one the child read itself."""
+        if self.warden is None or spec.limit is None:
+            return
+        message = ("child", pid, spec.limit, spec.soft, self.own.rss())
+        try:
+            self.warden.send(pickle.dumps(message), socket.MSG_DONTWAIT)
+        except OSError:  # gone or full: the engine's watch comes with the HELLO anyway
+            pass
 
     def fork_child(self, spec: Any, fds: list[int]) -> int:
         me = os.getpid()
@@ -147,6 +170,9 @@ class _Zygote:
         extra = [self.spare[1].fileno()] if self.spare is not None else []
         if self._children_fd >= 0:
             extra.append(self._children_fd)
+        if self.warden is not None:  # a task must not speak to the warden
+            extra.append(self.warden.fileno())
+        extra.append(self.own.fileno())
         return [self.ctrl.fileno(), *self.wake, *extra]
 
     def make_spare(self) -> None:

@@ -172,6 +172,7 @@ class Engine:
             self.warden.spawn()  # it starts while the zygote does
             self._selector.register(self._zygote.start(), selectors.EVENT_READ, self._on_ctrl)
             self._selector.register(self.warden.ready(), selectors.EVENT_READ, self._on_warden)
+            self._introduce_helpers()
         except BaseException as exc:  # noqa: BLE001 - reported to the thread that waits
             self._startup_error = exc
             self.closed = True
@@ -380,6 +381,7 @@ class Engine:
         limits, reporting = child.limits, child.reporting
         spec = ChildSpec(
             limit=limits.max_mem,
+            soft=limits.soft_mem,
             rlimit_data=limits.max_mem if limits.rlimit_data else None,
             cgroup_procs=child.slot.procs_file if child.slot is not None else None,
             cwd=os.getcwd(),
@@ -582,6 +584,8 @@ class Engine:
         job = child.current
         if child.watch is not None:  # it kills what is left of the tree: setsid escapees
             self.warden.unwatch(child.watch, ask=job is not None and not job.finished)
+        elif child.pid:  # it died before its HELLO: the zygote had told the warden of it
+            self.warden.send(("unwatch", child.pid, False))
         if child.slot is not None:
             oom_killed = child.slot.oom_kills() > child.oom_before
             self._release_slot(child)
@@ -672,6 +676,7 @@ class Engine:
             try:
                 self._selector.register(self._zygote.start(), selectors.EVENT_READ,
                                         self._on_ctrl)
+                self._introduce_helpers()
             except BaseException as exc:  # noqa: BLE001 - the orphans must still fail
                 _log.error("isolator: the zygote could not be restarted: %s", exc)
                 self.closed = True  # this loop ends; the next call starts a new engine
@@ -694,6 +699,7 @@ class Engine:
         try:
             self.warden.spawn()
             self._selector.register(self.warden.ready(), selectors.EVENT_READ, self._on_warden)
+            self._introduce_helpers()
         except BaseException as exc:  # noqa: BLE001 - the children must still be killed
             _log.error("isolator: the warden could not be restarted: %s", exc)
             self.closed = True  # this loop ends; the next call starts a new engine
@@ -708,6 +714,21 @@ class Engine:
                     "the task's child was killed", pid=child.pid))
         if self.closed:
             self._zygote_lost()
+
+    def _introduce_helpers(self) -> None:
+        """A socket from the zygote to the warden, each end sent to its side (after
+        either was started): the zygote tells the warden of each capped child as it
+        forks it, so the cap holds from the task's first instruction, not from when
+        this thread, which a caller thread holding the GIL can hold up for seconds,
+        has read the child's HELLO (a task under a 256 MB cap had reached 992 MiB by
+        then)."""
+        zygote_end, warden_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.warden.send_fd(("zygote",), warden_end.fileno())
+            self._zygote.send(("warden",), [zygote_end.fileno()])
+        finally:
+            zygote_end.close()
+            warden_end.close()
 
     def _stop_warden(self) -> None:
         if self.warden.sock is not None:

@@ -11,6 +11,7 @@ everything the warden had seen before the child died.
 
 from __future__ import annotations
 
+import array
 import itertools
 import os
 import pickle
@@ -228,6 +229,17 @@ class WardenLink:
         try:
             self.sock.send(pickle.dumps(message), socket.MSG_DONTWAIT)
         except OSError:  # BlockingIOError too: see above
+            self._lose()
+
+    def send_fd(self, message: tuple[Any, ...], fd: int) -> None:
+        """Send a request with a file descriptor (the warden's end of the zygote's
+        socket to it)."""
+        if self.sock is None or self.broken:
+            return
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+        try:  # (the stdlib's send_fds drops its flags on this Python)
+            self.sock.sendmsg([pickle.dumps(message)], rights, socket.MSG_DONTWAIT)
+        except OSError:
             self._lose()
 
     def ask(self, message: tuple[Any, ...]) -> Any:

@@ -11,7 +11,17 @@ for each answer, so at most one is outstanding::
                                                             killed, timeline or None) or None)
                        | ("unwatch", pid, answer?)       (and kill what is left of the tree)
                                        -> if answer?: ("facts", ..., timeline)
+                       | ("zygote",)   fds: our end of the zygote's socket to us
     warden -> engine   ("ready", pid), once
+    zygote -> warden   ("child", pid, limit, soft, base_rss)   (a capped child, as it is
+                                                            forked)
+
+The zygote tells of each capped child as it forks it, so that the cap holds from the
+task's first instruction: the engine's own "watch" comes when the engine thread has read
+the child's HELLO, and that thread shares the caller's GIL (a caller thread sorting a
+big list held it up while a task grew to 992 MiB under a 256 MB cap). The engine's
+watch then adopts the zygote's, with the slot and the base the child read itself. The
+zygote's socket can only start watches: a watch that exists is never changed through it.
 
 A reused worker's next task and each task's outcome go through the watch's slot in a
 page both processes map (``slots``), not through messages: a message each way per task
@@ -37,6 +47,7 @@ import sys
 import time
 from typing import Any
 
+from .._wire import frames
 from .._wire import platform as _platform
 from . import slots as _slots
 from .sampling import Sampler, Watch
@@ -45,12 +56,17 @@ MAX_MESSAGE = 1 << 16
 NICE = -5  # ahead of the tasks it watches, where it may (root or CAP_SYS_NICE)
 
 
+PROVISIONAL_FOR = 60.0  # seconds a watch the engine never adopted is kept for a dead child
+
+
 class Warden:
     def __init__(self, sock: socket.socket, table: _slots.Slots) -> None:
         self.sock = sock
+        self.zygote: socket.socket | None = None
         self.sampler = Sampler(self.publish_one)
         self.table = table
         self.slots: dict[int, tuple[int, int]] = {}  # pid -> (slot, generation)
+        self.provisional: set[int] = set()  # watches the zygote started, not yet adopted
 
     def serve(self) -> None:
         """Until the engine's end closes: a round of samples whenever one is due,
@@ -58,8 +74,11 @@ class Warden:
         due: float | None = None  # when the next round is (None: nothing to watch)
         while True:
             wait = None if due is None else max(due - time.monotonic(), 0.0)
-            readable, _, _ = select.select([self.sock], [], [], wait)
-            if readable and not self.handle_requests():
+            sockets = [self.sock] if self.zygote is None else [self.sock, self.zygote]
+            readable, _, _ = select.select(sockets, [], [], wait)
+            if self.zygote is not None and self.zygote in readable:
+                self.hear_zygote()
+            if self.sock in readable and not self.handle_requests():
                 return
             now = time.monotonic()
             if self.sampler.watches and (due is None or now >= due):
@@ -71,9 +90,34 @@ class Warden:
             elif not self.sampler.watches:
                 due = None
 
+    def hear_zygote(self) -> None:
+        """The capped children the zygote has forked since we last looked."""
+        assert self.zygote is not None
+        while True:
+            try:
+                data = self.zygote.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # the zygote is gone; a new one's socket comes from the engine
+                self.zygote.close()
+                self.zygote = None
+                return
+            kind, pid, limit, soft, base = pickle.loads(data)
+            if kind == "child" and pid not in self.sampler.watches:
+                self.sampler.watch(Watch(pid, limit, soft, hello_rss=base))
+                self.provisional.add(pid)
+
     def take_orders(self) -> None:
         """What the engine wrote in the slots since the last round: a reused worker's
         next task (a new generation, with its limits), an outcome that has arrived."""
+        now = time.monotonic()
+        for pid in list(self.provisional):  # a child that died before its HELLO
+            watch = self.sampler.watches[pid]
+            if now - watch.started > PROVISIONAL_FOR and not _alive(pid):
+                self.provisional.discard(pid)
+                self.sampler.unwatch(pid)
         for pid, watch in self.sampler.watches.items():
             slot, generation = self.slots.get(pid, (-1, 0))
             if slot < 0:
@@ -99,12 +143,20 @@ class Warden:
         """Every request that has arrived; False at EOF."""
         while True:
             try:
-                data = self.sock.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+                data, fds = frames.recv_fds(self.sock, MAX_MESSAGE, 1, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return True
             if not data:
                 return False
-            answer = self.handle(pickle.loads(data))
+            request = pickle.loads(data)
+            if request[0] == "zygote":
+                if self.zygote is not None:
+                    self.zygote.close()
+                self.zygote = socket.socket(fileno=fds[0])
+                continue
+            for fd in fds:  # no other request carries one
+                os.close(fd)
+            answer = self.handle(request)
             if answer is not None:
                 self.sock.send(pickle.dumps(answer))
 
@@ -114,8 +166,13 @@ class Warden:
         if kind == "watch":
             pid, slot, generation, limit, soft, hello_rss = rest
             self.slots[pid] = (slot, generation)
-            watch = Watch(pid, limit, soft, hello_rss=hello_rss)
-            self.sampler.watch(watch)
+            watch = watches.get(pid)
+            if pid in self.provisional and watch is not None:  # the zygote's: adopted
+                self.provisional.discard(pid)
+                watch.limit, watch.soft, watch.hello_rss = limit, soft, hello_rss
+            else:
+                watch = Watch(pid, limit, soft, hello_rss=hello_rss)
+                self.sampler.watch(watch)
             if slot >= 0:
                 self.table.write(slot, generation, watch.peak, watch.last, watch.soft_sent,
                                  watch.killed)
@@ -137,6 +194,7 @@ class Warden:
         elif kind == "unwatch":
             pid, answer = rest
             self.slots.pop(pid, None)
+            self.provisional.discard(pid)
             if pid in watches:  # what is left of the tree: setsid() escapees
                 watches[pid].kill(signal.SIGKILL)
             gone = self.sampler.unwatch(pid)
@@ -147,6 +205,16 @@ class Warden:
         for watch in list(self.sampler.watches.values()):
             watch.kill(signal.SIGKILL)
             self.sampler.unwatch(watch.pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: it exists
+        return True
+    return True
 
 
 def _facts(watch: Watch | None, with_timeline: bool) -> tuple[Any, ...]:

@@ -92,12 +92,14 @@ def frame(tag: int, body: bytes) -> list[bytes]:
     return [head, body]
 
 
-def recv_fds(sock: socket.socket, size: int, most: int) -> tuple[bytes, list[int]]:
+def recv_fds(sock: socket.socket, size: int, most: int, flags: int = 0
+             ) -> tuple[bytes, list[int]]:
     """One message and the fds passed with it, each close-on-exec from the moment it
     exists (``MSG_CMSG_CLOEXEC``): a program the receiver execs must not inherit them.
-    (The stdlib's ``socket.recv_fds`` drops its ``flags`` argument on this Python.)"""
+    (The stdlib's ``socket.recv_fds`` drops its ``flags`` argument on this Python, so
+    ``MSG_DONTWAIT`` through it blocks.)"""
     data, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_LEN(most * _FD.itemsize),
-                                         socket.MSG_CMSG_CLOEXEC)
+                                         socket.MSG_CMSG_CLOEXEC | flags)
     fds = array.array("i")
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:

@@ -38,6 +38,9 @@ class StatusReader:
             return 0
         return (int(match.group(1)) + int(match.group(2))) * 1024
 
+    def fileno(self) -> int:
+        return self._fd
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -25,3 +25,4 @@ class ChildSpec(NamedTuple):
     reuse: bool = False  # serve task after task until told to stop (a pool's reused worker)
     forensics: str = "off"  # what to record about the heap on a memory error
     forensics_budget: float | None = None  # seconds the heap walk may take; None: scaled
+    soft: int | None = None  # the soft limit (the zygote tells the warden, with ``limit``)
