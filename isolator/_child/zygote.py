@@ -47,6 +47,7 @@ from typing import Any
 from .._wire import frames, world
 from .._wire import platform as _platform
 from .._wire.procfs import StatusReader, descendants
+from .._wire.spec import CHILD_NOTICE
 from . import child as _child
 from . import forensics_hook as _child_forensics
 from .preload import Preloader
@@ -150,9 +151,9 @@ class _Zygote:
         brings the one the child read itself."""
         if self.warden is None or spec.limit is None:
             return
-        message = ("child", pid, spec.limit, spec.soft, self.own.rss())
+        notice = CHILD_NOTICE.pack(pid, spec.limit, spec.soft or 0, self.own.rss())
         try:
-            self.warden.send(pickle.dumps(message), socket.MSG_DONTWAIT)
+            self.warden.send(notice, socket.MSG_DONTWAIT)
         except OSError:  # gone or full: the engine's watch comes with the HELLO anyway
             pass
 

@@ -13,8 +13,8 @@ for each answer, so at most one is outstanding::
                                        -> if answer?: ("facts", ..., timeline)
                        | ("zygote",)   fds: our end of the zygote's socket to us
     warden -> engine   ("ready", pid), once
-    zygote -> warden   ("child", pid, limit, soft, base_rss)   (a capped child, as it is
-                                                            forked)
+    zygote -> warden   a CHILD_NOTICE (``_wire.spec``): pid, limit, soft, base_rss of a
+                       capped child, as it is forked
 
 The zygote tells of each capped child as it forks it, so that the cap holds from the
 task's first instruction: the engine's own "watch" comes when the engine thread has read
@@ -49,13 +49,12 @@ from typing import Any
 
 from .._wire import frames
 from .._wire import platform as _platform
+from .._wire.spec import CHILD_NOTICE
 from . import slots as _slots
 from .sampling import Sampler, Watch
 
 MAX_MESSAGE = 1 << 16
 NICE = -5  # ahead of the tasks it watches, where it may (root or CAP_SYS_NICE)
-
-
 PROVISIONAL_FOR = 60.0  # seconds a watch the engine never adopted is kept for a dead child
 
 
@@ -104,9 +103,11 @@ class Warden:
                 self.zygote.close()
                 self.zygote = None
                 return
-            kind, pid, limit, soft, base = pickle.loads(data)
-            if kind == "child" and pid not in self.sampler.watches:
-                self.sampler.watch(Watch(pid, limit, soft, hello_rss=base))
+            if len(data) != CHILD_NOTICE.size:
+                continue
+            pid, limit, soft, base = CHILD_NOTICE.unpack(data)
+            if pid > 0 and pid not in self.sampler.watches:
+                self.sampler.watch(Watch(pid, limit, soft or None, hello_rss=base))
                 self.provisional.add(pid)
 
     def take_orders(self) -> None:
