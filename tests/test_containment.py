@@ -264,6 +264,25 @@ def test_the_cap_holds_while_a_caller_thread_holds_the_gil() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_the_cap_holds_from_the_tasks_first_instruction() -> None:
+    # A fresh child runs its task as soon as it has said HELLO, whether or not the
+    # engine thread has read it (a caller thread holding the GIL delays that thread).
+    # Here the engine thread is kept busy for 3 s right after it asked for the child:
+    # the warden must know of the child from the zygote, not from the engine.
+    import _workloads as w
+
+    from isolator._engine.engine import get_engine
+
+    with IsolatedExecutor(1, max_mem="256MB") as ex:
+        assert ex.submit(w.echo, 1).result(timeout=30) == 1
+        future = ex.submit(w.grow_python_objects, 512)  # 2 GiB in 1 MiB steps
+        get_engine().call_soon(lambda: time.sleep(3))  # after the fork request, in order
+        exc = future.exception(timeout=30)
+    assert isinstance(exc, MemoryLimitExceeded), exc
+    assert exc.peak < 256 * MiB, exc.peak >> 20
+
+
+@pytest.mark.timeout(60)
 def test_a_task_that_stops_the_warden_is_still_stopped_at_its_cap() -> None:
     # It runs as the caller's user, so it can SIGSTOP the warden: the engine sees the
     # warden stopped within a quarter of a second and resumes it, and the warden kills
