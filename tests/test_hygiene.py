@@ -135,6 +135,27 @@ def test_a_killed_warden_fails_running_calls_and_is_replaced(running: str) -> No
         isolated(max_mem="64MB")(w.grow_python_objects)(64)
 
 
+@pytest.mark.timeout(60)
+def test_a_program_that_exits_leaves_no_helper_even_as_a_zombie() -> None:
+    # The program reaps its zygote and its warden before it exits: one left to its
+    # parent's parent (init, which in a container may never reap it) is a zombie.
+    script = textwrap.dedent("""
+        import _workloads as w
+        from isolator import isolated
+        from isolator._engine.engine import get_engine
+
+        assert isolated(max_mem="64MB")(w.echo)(1) == 1
+        print(get_engine().zygote_pid, get_engine().warden_pid, flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=30, env=ENV)
+    assert done.returncode == 0, done.stderr
+    helpers = [int(pid) for pid in done.stdout.split()]
+    assert len(helpers) == 2
+    left = [pid for pid in helpers if os.path.exists(f"/proc/{pid}")]
+    assert not left, [open(f"/proc/{pid}/stat").read() for pid in left]
+
+
 # A warden that says it is ready and then takes no round of samples (hung): the engine
 # sees no heartbeat while a child runs, kills the child and starts a real warden.
 HUNG_WARDEN = """

@@ -745,6 +745,10 @@ class Engine:
             if child.current is not None:
                 child.current.stop_reason = child.current.stop_reason or "cancelled"
         self._zygote_lost()  # closing the socket makes the zygote kill everything and exit
+        # Reaped now, before the caller that waits for ``done`` may exit: left to the
+        # loop's end, the warden outlived its parent as a zombie of init (where init
+        # does not reap, as in a container without one, one per program run).
+        self._stop_warden()
         done.set()
 
     def _die(self, exc: BaseException) -> None:
