@@ -3,6 +3,7 @@ watching real processes through the link, with and without a slot."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -79,9 +80,18 @@ def link() -> Iterator[WardenLink]:
         link.wait()
 
 
-def _grow(mib: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", GROW.format(mib=mib, MiB=MiB)],
-                            stdin=subprocess.PIPE, start_new_session=True)
+@contextlib.contextmanager
+def _growing(mib: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A process that grows ``mib`` MiB once ``_go`` says so; killed and reaped after."""
+    child = subprocess.Popen([sys.executable, "-c", GROW.format(mib=mib, MiB=MiB)],
+                             stdin=subprocess.PIPE, start_new_session=True)
+    try:
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdin is not None:
+            child.stdin.close()
 
 
 def _go(child: subprocess.Popen[bytes]) -> None:
@@ -102,8 +112,7 @@ def test_a_tree_past_its_cap_is_killed_and_its_end_says_so(link: WardenLink,
                                                            with_slot: bool) -> None:
     if not with_slot:
         link._free.clear()  # every slot taken: the watch goes by messages alone
-    child = _grow(400)
-    try:
+    with _growing(400) as child:
         view = link.watch(child.pid, 64 * MiB, None, _rss(child.pid))
         _go(child)
         assert (view.slot >= 0) is with_slot
@@ -117,11 +126,6 @@ def test_a_tree_past_its_cap_is_killed_and_its_end_says_so(link: WardenLink,
         assert view.killed and not view.soft_sent and view.peak >= 64 * MiB
         # (its last sample may be of the dead process: 0, which reports leave out)
         assert max(level for _, level in view.timeline) >= 64 * MiB
-    finally:
-        child.kill()
-        child.wait()
-        if child.stdin is not None:
-            child.stdin.close()
 
 
 @pytest.mark.timeout(60)
@@ -130,8 +134,7 @@ def test_a_reset_gives_the_next_task_its_own_peak_and_cap(link: WardenLink,
                                                           with_slot: bool) -> None:
     if not with_slot:
         link._free.clear()
-    child = _grow(40)
-    try:
+    with _growing(40) as child:
         view = link.watch(child.pid, 1024 * MiB, None, _rss(child.pid))
         _go(child)
         deadline = time.monotonic() + 10
@@ -146,11 +149,6 @@ def test_a_reset_gives_the_next_task_its_own_peak_and_cap(link: WardenLink,
         assert child.wait(10) == -signal.SIGKILL
         link.unwatch(view, ask=True)
         assert view.killed
-    finally:
-        child.kill()
-        child.wait()
-        if child.stdin is not None:
-            child.stdin.close()
 
 
 @pytest.mark.timeout(60)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from multiprocessing.context import BaseContext
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import Any, Protocol, TypeVar, Unpack
 
 from .._child.calls import run_chunk, with_initializer
 from .._errors import ConfigurationError, PoolClosed
@@ -148,11 +148,7 @@ class IsolatedExecutor(Executor):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        # Ctrl-C inside the block: nobody wants the rest of the batch to run on.
-        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-            self.terminate()
-        else:
-            self.shutdown(wait=True)
+        leave(self, exc_type)
 
 
 IsolatedExecutor.__doc__ = """Like ``ProcessPoolExecutor``, but every task runs in a fresh, capped
@@ -223,3 +219,17 @@ def _result_or_cancel(future: Future[Any], timeout: float | None) -> Any:
             future.cancel()  # a timed-out one is not waited for any longer
     finally:
         del future  # no cycle through the exception's traceback
+
+
+class _Terminable(Protocol):
+    def terminate(self) -> None: ...
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+def leave(executor: _Terminable, exc_type: type[BaseException] | None) -> None:
+    """How a ``with`` block of an executor ends: Ctrl-C inside it terminates (nobody
+    wants the rest of the batch to run on); anything else shuts down and waits."""
+    if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        executor.terminate()
+    else:
+        executor.shutdown(wait=True)

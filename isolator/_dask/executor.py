@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
 from .._api.decorator import function_name, task_payload, warm_modules
-from .._api.executor import map_in_units
+from .._api.executor import leave, map_in_units
 from .._errors import ConfigurationError, PoolClosed, SerializationError
 from .._model.options import CallOptions, docstring, show_options
 from .._model.settings import settle
@@ -183,10 +183,7 @@ class DaskExecutor(Executor):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-            self.terminate()
-        else:
-            self.shutdown(wait=True)
+        leave(self, exc_type)
 
 
 DaskExecutor.__doc__ = """Like ``IsolatedExecutor``, but every unit runs on a Dask cluster:

@@ -41,6 +41,13 @@ _RECV = 1 << 20
 _SEND_BUFFER = 4 << 20
 
 
+def _killpg(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except OSError:  # gone already
+        pass
+
+
 class WardenLost(Exception):
     """The warden is gone or stopped answering: no child's cap is enforced."""
 
@@ -63,18 +70,15 @@ class WatchView:
 
     @property
     def last(self) -> int:
-        """The tree's memory at the warden's latest sample."""
+        """The tree's memory at the warden's latest round (read from its slot)."""
         if not self.closed:
-            self.link.levels([self])
+            self.link.read(self)
         return self._last
 
     def kill(self, signum: int = signal.SIGKILL) -> None:
         """Signal the child's group now, and through the warden every process it has
         seen in the tree (``setsid()`` escapees too)."""
-        try:
-            os.killpg(self.pid, signum)
-        except OSError:
-            pass
+        _killpg(self.pid, signum)
         if not self.closed:
             self.link.send(("kill", self.pid, signum))
 
@@ -163,7 +167,7 @@ class WardenLink:
                 # Not yet this task's in the slot: the task ended before the warden's
                 # next round took it, so no sample of it was taken (peak 0, as a task
                 # shorter than one interval had with a sampler in the caller's process).
-                self._read(view)
+                self.read(view)
                 return
         self._facts(view, self.ask(("settle", view.pid, timeline)))
 
@@ -174,29 +178,20 @@ class WardenLink:
         already, written before the kill; the timeline too)."""
         if view.closed:
             return
-        try:
-            os.killpg(view.pid, signal.SIGKILL)
-        except OSError:
-            pass
+        _killpg(view.pid, signal.SIGKILL)  # the warden kills the escapees it has seen
         self.views.pop(view.pid, None)
         try:
             if ask:
                 self._facts(view, self.ask(("unwatch", view.pid, True)))
             else:
-                self._read(view)
+                self.read(view)
                 self.send(("unwatch", view.pid, False))
         finally:
             view.closed = True
             if view.slot >= 0 and not self.broken:
                 self._free.append(view.slot)
 
-    def levels(self, views: list[WatchView]) -> None:
-        """Each view's memory at the warden's latest round of samples."""
-        for view in views:
-            if not view.closed:
-                self._read(view)
-
-    def _read(self, view: WatchView) -> bool:
+    def read(self, view: WatchView) -> bool:
         """The view's facts from its slot; False if the slot is not this task's yet."""
         if view.slot < 0 or self._table is None:
             return False

@@ -174,9 +174,7 @@ class Warden:
             else:
                 watch = Watch(pid, limit, soft, hello_rss=hello_rss)
                 self.sampler.watch(watch)
-            if slot >= 0:
-                self.table.write(slot, generation, watch.peak, watch.last, watch.soft_sent,
-                                 watch.killed)
+            self.publish_one(watch)
         elif kind == "reset":  # a child without a slot; the others' resets are in theirs
             pid, generation, limit, soft = rest
             if pid in watches:

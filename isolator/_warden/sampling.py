@@ -5,8 +5,8 @@ holds of its own (see ``_wire.procfs``): a lone child's memory beyond the zygote
 it shares (the interpreter and the preloaded modules count once, in the zygote; the
 copies it makes of them count, from its rollup read between samples), and in a tree of
 several processes each one's proportional share of what they share copy-on-write. It
-acts on the sum: past the soft limit it signals the child once (and
-once more if the task goes on a second later), so the child raises
+acts on the sum: past the soft limit it signals the child once (and once more if the
+task goes on a second later), so the child raises
 ``MemoryLimitExceeded`` where it stands and can report; past the hard cap it kills the
 tree at once with SIGKILL. This holds for native code that holds the GIL, because the
 sampler runs in another process than the task, and whatever the caller does (a thread
@@ -15,10 +15,9 @@ runs in another process than the caller too.
 
 The interval adapts: 10 ms while usage is low and flat, shrinking with the time the task
 would need at its current growth rate to reach its soft limit (the cap once the soft
-signal was sent), down to 0.5 ms near the cap
-while it grows (2 ms while it holds steady there). Without a cap, 50 ms: the samples
-only draw the timeline.
-The process tree is re-listed every 50 ms, every 10 ms past half the cap (a listing
+signal was sent), down to 0.5 ms near the cap while it grows (2 ms while it holds
+steady there). Without a cap, 50 ms: the samples only draw the timeline. The process
+tree is re-listed every 50 ms, every 10 ms past half the cap (a listing
 costs about three samples).
 Sampling is the one place isolator polls: the kernel offers no cheap RSS notification
 outside cgroups.
